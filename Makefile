@@ -1,0 +1,27 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Both create .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+DEMO_DIR ?= runs/quickstart
+
+.PHONY: env demo test test-slow bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+env: $(VENV)/.installed
+
+demo: env
+	$(PY) -m vae_jax.main --config=configs/quickstart.py --workdir=$(DEMO_DIR)
+
+test: env
+	$(PY) -m pytest
+
+test-slow: env
+	$(PY) -m pytest -m slow
+
+clean:
+	rm -rf runs .pytest_cache

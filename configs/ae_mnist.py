@@ -1,0 +1,19 @@
+"""MLP autoencoder with MSE (Gaussian, σ=1) on [0,1] pixels; latent size via model.latent_dim."""
+from vae_jax import config_base
+
+
+def get_config(arg=None):
+    c = config_base.base_config()
+    c.model.kind = "ae"
+    c.model.encoder_hidden = (500,)
+    c.model.decoder_hidden = (500,)
+    c.model.latent_dim = 32
+    c.model.likelihood = "gaussian"
+    c.objective.name = "ae"
+    c.data.binarization = "none"
+    c.train.epochs = 10
+    if arg == "tiny":
+        config_base.tiny(c)
+    elif arg:
+        raise ValueError(f"configs/ae_mnist.py: unknown variant {arg!r}; choose 'tiny' or none")
+    return c

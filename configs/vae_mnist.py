@@ -1,0 +1,23 @@
+"""784-500-20 MLP VAE, Bernoulli likelihood, dynamic binarization (Kingma & Welling style).
+
+    python -m vae_jax.main --config=configs/vae_mnist.py --workdir=runs/vae \
+        --config.data.dir=/path/to/mnist            # or set $VAE_JAX_DATA_DIR
+    --config=configs/vae_mnist.py:tiny              # small, bundled data, for tests
+"""
+from vae_jax import config_base
+
+
+def get_config(arg=None):
+    c = config_base.base_config()
+    c.model.kind = "vae"
+    c.model.encoder_hidden = (500,)
+    c.model.decoder_hidden = (500,)
+    c.model.latent_dim = 20
+    c.model.likelihood = "bernoulli"
+    c.data.binarization = "dynamic"
+    c.train.epochs = 10
+    if arg == "tiny":
+        config_base.tiny(c)
+    elif arg:
+        raise ValueError(f"configs/vae_mnist.py: unknown variant {arg!r}; choose 'tiny' or none")
+    return c

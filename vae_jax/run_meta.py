@@ -1,0 +1,56 @@
+"""What a run records about itself: config.json, run_meta.json (data, seed, versions), eval.json."""
+from __future__ import annotations
+
+import contextlib
+import datetime
+import json
+import os
+import platform
+import sys
+
+
+def versions() -> dict[str, str]:
+    import flax
+    import jax
+    import numpy
+    import optax
+    import orbax.checkpoint
+
+    return {"python": platform.python_version(), "jax": jax.__version__, "jaxlib": jax.lib.__version__
+            if hasattr(jax.lib, "__version__") else "", "flax": flax.__version__,
+            "optax": optax.__version__, "orbax": orbax.checkpoint.__version__,
+            "numpy": numpy.__version__}
+
+
+def config_to_dict(config) -> dict:
+    return json.loads(config.to_json_best_effort())
+
+
+def _write_json_atomic(path: str, obj) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+@contextlib.contextmanager
+def open_workdir(workdir: str, config, data_meta: dict):
+    """Creates ``workdir`` and records config.json and run_meta.json for this run."""
+    import jax
+
+    os.makedirs(workdir, exist_ok=True)
+    _write_json_atomic(os.path.join(workdir, "config.json"), config_to_dict(config))
+    meta = {"data": data_meta, "seed": config.seed, "versions": versions(),
+            "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+            "command": sys.argv, "started": datetime.datetime.now().isoformat(timespec="seconds")}
+    _write_json_atomic(os.path.join(workdir, "run_meta.json"), meta)
+    yield workdir
+
+
+def update_eval_json(workdir: str, metrics: dict) -> dict:
+    """Merges ``metrics`` into ``workdir/eval.json`` (other modes add their own keys)."""
+    path = os.path.join(workdir, "eval.json")
+    current = json.load(open(path)) if os.path.exists(path) else {}
+    current.update(metrics)
+    _write_json_atomic(path, current)
+    return current

@@ -1,0 +1,234 @@
+"""Training: optax optimizer, on-device data, one jitted ``lax.scan`` epoch, checkpoints, logs.
+
+Randomness: ``config.seed`` is split once by purpose (init, data order, training noise, eval);
+epoch ``e`` shuffles with ``fold_in(data_key, e)`` and step ``s`` draws its noise (dynamic
+binarization, ε of the reparameterization) from ``fold_in(noise_key, s)``, so a resumed run draws
+exactly the numbers an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax.training import train_state
+
+from vae_jax import checkpointing
+from vae_jax import config_validation
+from vae_jax import data as data_lib
+from vae_jax import evaluate as eval_lib
+from vae_jax import models, objectives, run_meta
+
+
+class NonFiniteError(RuntimeError):
+    """Raised when a loss or gradient is NaN/Inf (train.nan_policy='stop')."""
+
+
+class TrainState(train_state.TrainState):
+    skipped: jax.Array = None  # number of non-finite updates skipped (nan_policy='skip')
+
+
+def make_optimizer(cfg) -> optax.GradientTransformation:
+    if cfg.name == "adam":
+        tx = optax.adam(cfg.learning_rate)
+    elif cfg.name == "adamw":
+        tx = optax.adamw(cfg.learning_rate, weight_decay=cfg.weight_decay)
+    elif cfg.name == "sgd":
+        tx = optax.sgd(cfg.learning_rate, momentum=0.9)
+    else:
+        raise ValueError(f"optim.name: {cfg.name!r} is not one of {list(config_validation.OPTIMIZERS)}")
+    if cfg.grad_clip_norm:
+        tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
+    return tx
+
+
+def split_keys(seed: int) -> dict[str, jax.Array]:
+    init, data, noise, evaluation = jax.random.split(jax.random.PRNGKey(seed), 4)
+    return {"init": init, "data": data, "noise": noise, "eval": evaluation}
+
+
+def create_state(config, model, key, image_shape) -> TrainState:
+    params = models.init_params(model, key, image_shape)
+    return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config.optim),
+                             skipped=jnp.zeros((), jnp.int32))
+
+
+def _tree_all_finite(tree):
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+
+
+def make_train_step(model, config):
+    """Pure step: (state, uint8 batch, noise_key) -> (state, metrics)."""
+    objective = objectives.get_objective(config.objective.name)
+    obj_cfg, binarization = config.objective, config.data.binarization
+    skip_nonfinite = config.train.nan_policy == "skip"
+
+    def loss_fn(params, x, key, step):
+        return objective(model, params, x, key, step, obj_cfg)
+
+    def train_step(state, batch_u8, noise_key):
+        k_bin, k_obj = jax.random.split(jax.random.fold_in(noise_key, state.step))
+        x = data_lib.to_float(batch_u8, binarization, k_bin)
+        (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, k_obj, state.step)
+        finite = jnp.isfinite(loss) & _tree_all_finite(grads)
+        metrics = dict(metrics, finite=finite.astype(jnp.float32))
+        if skip_nonfinite:
+            new = state.apply_gradients(grads=jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads))
+            new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, state)
+            new = new.replace(step=state.step + 1, skipped=state.skipped + (1 - finite.astype(jnp.int32)))
+            return new, metrics
+        return state.apply_gradients(grads=grads), metrics
+
+    return train_step
+
+
+def make_train_epoch(model, config, n_train: int):
+    """Jitted epoch: shuffle by key, ``lax.scan`` over full batches (the remainder is dropped),
+    state donated. Returns the new state and the per-step metrics stacked [num_steps]."""
+    batch_size = config.train.batch_size
+    num_steps = n_train // batch_size
+    train_step = make_train_step(model, config)
+
+    @functools.partial(jax.jit, donate_argnums=(0,))
+    def train_epoch(state, images_u8, epoch_key, noise_key):
+        perm = jax.random.permutation(epoch_key, images_u8.shape[0])[: num_steps * batch_size]
+
+        def body(st, idx):
+            return train_step(st, images_u8[idx], noise_key)
+
+        return jax.lax.scan(body, state, perm.reshape(num_steps, batch_size))
+
+    return train_epoch, num_steps
+
+
+def _summarize(step_metrics: dict[str, np.ndarray]) -> dict[str, float]:
+    return {k: float(np.mean(v)) for k, v in step_metrics.items() if k != "finite"}
+
+
+def _check_finite(step_metrics, first_step: int, policy: str):
+    finite = np.asarray(step_metrics["finite"]).astype(bool)
+    bad = np.flatnonzero(~finite)
+    if len(bad) and policy == "stop":
+        i = int(bad[0])
+        culprit = [k for k, v in step_metrics.items() if k != "finite" and not np.isfinite(v[i])]
+        what = ", ".join(culprit) if culprit else "gradients"
+        raise NonFiniteError(f"non-finite value at step {first_step + i} in {what}; "
+                             "stopping and keeping the last good checkpoint")
+    return int(len(bad))
+
+
+class _Loggers:
+    def __init__(self, workdir, config, resume_epoch: int):
+        self.path = os.path.join(workdir, "metrics.jsonl")
+        # On resume drop rows written after the checkpoint we restart from: no duplicated epochs.
+        if os.path.exists(self.path):
+            rows = [json.loads(line) for line in open(self.path) if line.strip()]
+            with open(self.path, "w") as f:
+                for r in rows:
+                    if r["epoch"] <= resume_epoch:
+                        f.write(json.dumps(r) + "\n")
+        self.tb = None
+        if config.train.tensorboard:
+            from tensorboardX import SummaryWriter
+            self.tb = SummaryWriter(os.path.join(workdir, "tb"))
+
+    def write(self, row: dict):
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for k, v in row.items():
+                if isinstance(v, (int, float)) and k not in ("epoch", "step"):
+                    self.tb.add_scalar(k, v, row["step"])
+            self.tb.flush()
+
+    def close(self):
+        if self.tb is not None:
+            self.tb.close()
+
+
+def train_and_evaluate(config, workdir: str) -> dict:
+    """Trains ``config`` in ``workdir`` (resuming from its latest checkpoint), evaluates on the test
+    set, writes eval.json, metrics.jsonl, run_meta.json, config.json and the report."""
+    config_validation.validate(config)
+    ds = data_lib.load(config.data)
+    config_validation.validate_against_data(config, len(ds.train_images))
+    print(f"data: {ds.meta['source']} {ds.meta['name']} ({ds.meta['n_train']} train / "
+          f"{ds.meta['n_test']} test, binarization={ds.meta['binarization']})"
+          + (f" from {ds.meta.get('dir') or ds.meta.get('file')}" if ds.meta['source'] != 'tfds' else ""),
+          flush=True)
+    with run_meta.open_workdir(workdir, config, ds.meta):
+        return _train(config, workdir, ds)
+
+
+def _train(config, workdir, ds) -> dict:
+    keys = split_keys(config.seed)
+    model = models.build_model(config.model, ds.image_shape)
+    state = create_state(config, model, keys["init"], ds.image_shape)
+    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
+    start_epoch = 0
+    restored = ckpt.restore_latest(state)
+    if restored is not None:
+        state, start_epoch = restored
+        print(f"resumed from checkpoint at epoch {start_epoch} (step {int(state.step)})", flush=True)
+
+    train_images = jax.device_put(ds.train_images)
+    train_epoch, steps_per_epoch = make_train_epoch(model, config, len(ds.train_images))
+    loggers = _Loggers(workdir, config, start_epoch)
+    epochs = config.train.epochs
+    progress = None
+    if config.train.progress:
+        from tqdm import tqdm
+        progress = tqdm(total=epochs, initial=start_epoch, desc="train", unit="epoch", dynamic_ncols=True)
+    eval_metrics = {}
+    try:
+        for epoch in range(start_epoch + 1, epochs + 1):
+            first_step = int(state.step)
+            t0 = time.perf_counter()
+            state, step_metrics = train_epoch(state, train_images, jax.random.fold_in(keys["data"], epoch),
+                                              keys["noise"])
+            step_metrics = jax.device_get(step_metrics)  # the one host sync of the epoch
+            dt = time.perf_counter() - t0
+            _check_finite(step_metrics, first_step, config.train.nan_policy)
+            row = {"epoch": epoch, "step": int(state.step), "epoch_time_s": dt,
+                   "examples_per_s": steps_per_epoch * config.train.batch_size / dt}
+            row.update({f"train/{k}": v for k, v in _summarize(step_metrics).items()})
+            if config.train.nan_policy == "skip":
+                row["train/skipped_updates"] = int(state.skipped)
+            if epoch % config.train.eval_every == 0 or epoch == epochs:
+                eval_metrics = eval_lib.evaluate_dataset(model, state.params, ds.test_images, keys["eval"],
+                                                         config.data.binarization, config.train.eval_batch_size)
+                row.update({f"test/{k}": v for k, v in eval_metrics.items()})
+            loggers.write(row)
+            if epoch % config.train.checkpoint_every == 0 or epoch == epochs:
+                ckpt.save(epoch, state)
+            if progress is not None:
+                shown = {k.split("/")[-1]: f"{v:.2f}" for k, v in row.items()
+                         if k in ("train/neg_elbo", "test/neg_elbo", "train/mse")}
+                progress.set_postfix(shown)
+                progress.update(1)
+            else:
+                main_metric = "neg_elbo" if model.is_vae else "mse"
+                print(f"epoch {epoch}/{epochs}: train {main_metric} "
+                      f"{row.get('train/' + main_metric, float('nan')):.4f}"
+                      + (f", test {eval_metrics[main_metric]:.4f}" if f"test/{main_metric}" in row else "")
+                      + f" ({row['examples_per_s']:.0f} ex/s)", flush=True)
+    finally:
+        if progress is not None:
+            progress.close()
+        loggers.close()
+        ckpt.close()
+
+    if not eval_metrics:  # resumed a finished run: evaluate the restored state
+        eval_metrics = eval_lib.evaluate_dataset(model, state.params, ds.test_images, keys["eval"],
+                                                 config.data.binarization, config.train.eval_batch_size)
+    final = dict(eval_metrics, epoch=epochs, step=int(state.step))
+    run_meta.update_eval_json(workdir, final)
+    if config.report.enabled:
+        from vae_jax import report
+        report.write_run_report(workdir, config, model, state.params, ds, keys["eval"])
+    return final
