@@ -9,7 +9,7 @@ Likelihood parameterization: the decoder emits ``params`` with shape ``x.shape +
 * ``gaussian``             fixed σ = ``sigma`` (config ``model.sigma``, default 1), params = mean.
                            log p = -||x-μ||²/(2σ²) - (D/2)·log(2πσ²)
                            i.e. -log p = D·MSE/(2σ²) + (D/2)·log(2πσ²); with σ=1 the constant is
-                           (D/2)·log 2π = 720.3 nats for D=784.
+                           (D/2)·log 2π = 720.4 nats for D=784.
 * ``gaussian_learned``     params[..., 0] = mean, params[..., 1] = log σ (the model supplies a
                            learned log σ shared over pixels, clipped below at ``min_log_sigma``).
 * ``continuous_bernoulli`` params[..., 0] = logits of λ; x ∈ [0,1] (Loaiza-Ganem & Cunningham 2019).
