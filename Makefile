@@ -23,5 +23,14 @@ test: env
 test-slow: env
 	$(PY) -m pytest -m slow
 
+# Side-by-side benchmarks (BENCHMARKS.md). MNIST_DIR: the four MNIST IDX files.
+MNIST_DIR ?= ../shared/data/mnist
+bench: env
+	$(PY) bench/train_throughput.py --data_dir $(MNIST_DIR)
+	$(PY) bench/time_to_nats.py --data_dir $(MNIST_DIR) --config configs/vae_mnist_fast.py
+	$(PY) bench/time_to_nats.py --data_dir $(MNIST_DIR) --config configs/vae_mnist.py --epochs 2 --target 0
+	$(PY) bench/iwae_throughput.py --data_dir $(MNIST_DIR)
+	$(PY) bench/sweep_speedup.py --data_dir $(MNIST_DIR)
+
 clean:
 	rm -rf runs .pytest_cache

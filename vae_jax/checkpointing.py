@@ -3,10 +3,16 @@ temporary directory and renames it when complete, so a kill during a save leaves
 checkpoints readable and no partial one visible."""
 from __future__ import annotations
 
+import contextlib
 import os
 
 import jax
 import orbax.checkpoint as ocp
+
+
+def nbytes(state) -> int:
+    """Bytes of one checkpoint's arrays (params, optimizer state, counters)."""
+    return int(sum(x.nbytes for x in jax.tree.leaves(_arrays(state)) if hasattr(x, "nbytes")))
 
 
 def _arrays(state):
@@ -17,6 +23,7 @@ def _arrays(state):
 class Checkpointer:
     def __init__(self, directory: str, max_to_keep: int = 2):
         self.directory = os.path.abspath(directory)
+        self.max_to_keep = max_to_keep
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
                                                enable_async_checkpointing=False)
         self.manager = ocp.CheckpointManager(self.directory, options=options)
@@ -25,17 +32,39 @@ class Checkpointer:
         return self.manager.latest_step()
 
     def save(self, epoch: int, state) -> None:
-        self.manager.save(epoch, args=ocp.args.StandardSave(_arrays(state)))
-        self.manager.wait_until_finished()
+        try:
+            self.manager.save(epoch, args=ocp.args.StandardSave(_arrays(state)))
+            self.manager.wait_until_finished()
+        except Exception as e:  # disk full, quota, permissions, vanished mount, ...
+            from vae_jax.workdir import WorkdirError, is_disk_full
+            with contextlib.suppress(Exception):
+                self.manager.reload()
+            kept = [int(s) for s in self.manager.all_steps() if s != epoch]
+            raise WorkdirError(f"could not save the checkpoint of epoch {epoch} in {self.directory} "
+                               f"({'disk full: ' if is_disk_full(e) else ''}{type(e).__name__}: {e}); "
+                               f"earlier checkpoints {kept} are untouched, rerun the same command to "
+                               "resume from the latest once the problem is fixed") from e
 
     def restore_latest(self, state):
         """Returns (state, epoch) from the newest checkpoint, or None when there is none."""
-        epoch = self.manager.latest_step()
-        if epoch is None:
-            return None
         target = jax.tree.map(ocp.utils.to_shape_dtype_struct, _arrays(state))
-        arrays = self.manager.restore(epoch, args=ocp.args.StandardRestore(target))
-        return state.replace(**arrays), int(epoch)
+        # Newest first; a checkpoint that cannot be read (damaged by hand or by the disk: orbax's
+        # atomic rename means a killed save never leaves one) is reported and the one before tried.
+        # None readable (e.g. a model of another shape) is an error, not a silent fresh start.
+        steps, error = sorted(self.manager.all_steps(), reverse=True), None
+        for epoch in steps:
+            try:
+                arrays = self.manager.restore(epoch, args=ocp.args.StandardRestore(target))
+            except Exception as e:
+                error = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}" if str(e) else type(e).__name__
+                print(f"warning: checkpoint {epoch} in {self.directory} cannot be read ({error})", flush=True)
+                continue
+            return state.replace(**arrays), int(epoch)
+        if steps:
+            from vae_jax.workdir import WorkdirError
+            raise WorkdirError(f"no checkpoint in {self.directory} can be read (epochs {steps}; last error "
+                               f"{error}); delete that directory to start afresh or use another --workdir")
+        return None
 
     def restore_params(self, state):
         restored = self.restore_latest(state)

@@ -3,10 +3,13 @@ from __future__ import annotations
 
 from vae_jax import data as data_lib
 from vae_jax import distributions as D
-from vae_jax import models, nets, objectives
+from vae_jax import models, nets, objectives, objectives_extra
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 NAN_POLICIES = ("stop", "skip")
+# Model kinds that accept only some likelihoods: the linear AE is x̂ = W z + b, and a likelihood
+# whose mean is a squashed decoder output (Bernoulli's sigmoid) would make it non-linear.
+MODEL_LIKELIHOODS = {"linear_ae": ("gaussian", "gaussian_learned")}
 
 
 class ConfigError(ValueError):
@@ -51,7 +54,7 @@ def _hidden(cfg, path):
 
 
 # Extra checks registered by other modules (objectives, sweeps, ...): fn(cfg) raising ConfigError.
-EXTRA_CHECKS = []
+EXTRA_CHECKS = [objectives_extra.check_config]
 
 
 def validate(cfg) -> None:
@@ -67,14 +70,23 @@ def validate(cfg) -> None:
     _positive_int(cfg, "data.test_subset", allow_zero=True)
     # model
     _choice(cfg, "model.kind", models.MODEL_KINDS)
+    if cfg.model.kind == "linear_ae_orth" and cfg.model.likelihood != "gaussian":
+        raise ConfigError(f"model.likelihood: {cfg.model.likelihood!r} does not apply to model.kind="
+                          "'linear_ae_orth' (x̂ = UUᵀx is a mean); choose one of ['gaussian']")
     _choice(cfg, "model.likelihood", D.LIKELIHOODS)
     _choice(cfg, "model.activation", nets.ACTIVATIONS)
     _positive_int(cfg, "model.latent_dim")
     _hidden(cfg, "model.encoder_hidden")
     _hidden(cfg, "model.decoder_hidden")
+    if "net" in cfg.model:
+        _choice(cfg, "model.net", nets.NETS)
+        _hidden(cfg, "model.conv_channels")
     _number(cfg, "model.sigma", low=0, low_inclusive=False)
     _number(cfg, "model.min_log_sigma")
     lik = D.LIKELIHOODS[cfg.model.likelihood]
+    if cfg.model.kind in MODEL_LIKELIHOODS and cfg.model.likelihood not in MODEL_LIKELIHOODS[cfg.model.kind]:
+        raise ConfigError(f"model.likelihood: {cfg.model.likelihood!r} does not apply to model.kind="
+                          f"{cfg.model.kind!r}; choose one of {list(MODEL_LIKELIHOODS[cfg.model.kind])}")
     if lik.needs_binary_data and cfg.data.binarization == "none" and cfg.data.name != "binarized_mnist":
         raise ConfigError("model.likelihood: 'bernoulli' needs binary pixels but data.binarization='none' "
                           "gives values in [0,1]; use data.binarization in ['dynamic', 'static'] or "
@@ -91,6 +103,12 @@ def validate(cfg) -> None:
     _number(cfg, "optim.learning_rate", low=0, low_inclusive=False)
     _number(cfg, "optim.weight_decay", low=0)
     _number(cfg, "optim.grad_clip_norm", low=0)
+    if "stage_epochs" in cfg.optim:
+        _hidden(cfg, "optim.stage_epochs")
+        _number(cfg, "optim.stage_decay", low=0, low_inclusive=False)
+        for f in ("b1", "b2"):
+            _number(cfg, f"optim.{f}", low=0, high=1)
+        _number(cfg, "optim.eps", low=0, low_inclusive=False)
     # train
     _positive_int(cfg, "train.epochs")
     _positive_int(cfg, "train.batch_size")
@@ -98,6 +116,8 @@ def validate(cfg) -> None:
     _positive_int(cfg, "train.checkpoint_every")
     _positive_int(cfg, "train.eval_batch_size")
     _choice(cfg, "train.nan_policy", NAN_POLICIES)
+    if "data_parallel" in cfg.train:
+        _choice(cfg, "train.data_parallel", ("auto", "on", "off"))
     _positive_int(cfg, "report.num_images")
     for check in EXTRA_CHECKS:
         check(cfg)

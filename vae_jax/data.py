@@ -66,6 +66,8 @@ def read_idx(path: str) -> np.ndarray:
         opener = gzip.open if path.endswith(".gz") else open
         with opener(path, "rb") as f:
             raw = f.read()
+    except PermissionError as e:
+        raise DataError(f"data file not readable: {path} ({e.strerror})") from e
     except (OSError, EOFError, gzip.BadGzipFile) as e:
         raise DataError(f"corrupt or truncated file {path}: {e}") from e
     if len(raw) < 4:

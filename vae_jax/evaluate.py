@@ -39,19 +39,26 @@ def pad_batches(images: np.ndarray, batch_size: int):
     return padded.reshape((nb, batch_size) + images.shape[1:]), mask.reshape(nb, batch_size)
 
 
+def batch_keys(key, i):
+    """(binarization key, model key) of evaluation batch ``i``: every evaluator that uses it sees
+    the same binarized test set for the same (key, batch size)."""
+    return jax.random.split(jax.random.fold_in(key, i))
+
+
 @functools.partial(jax.jit, static_argnames=("model", "binarization", "metric_fn"))
 def _eval_scan(model, params, batches, mask, key, binarization, metric_fn):
     def body(carry, inp):
         i, xb, mb = inp
-        kx, kz = jax.random.split(jax.random.fold_in(key, i))
+        kx, kz = batch_keys(key, i)
         x = data_lib.to_float(xb, binarization, kx)
         m = metric_fn(model, params, x, kz)
-        carry = {k: carry[k] + jnp.sum(v * mb) for k, v in m.items()}
+        # Metrics are [B] or [B, ...] (e.g. per-latent-dimension values): masked sums over B.
+        carry = {k: carry[k] + jnp.tensordot(mb, v, axes=1) for k, v in m.items()}
         return carry, None
 
     x0 = data_lib.to_float(batches[0], "none")
-    names = jax.eval_shape(lambda: metric_fn(model, params, x0, key)).keys()
-    init = {k: jnp.zeros((), jnp.float32) for k in names}
+    shapes = jax.eval_shape(lambda: metric_fn(model, params, x0, key))
+    init = {k: jnp.zeros(s.shape[1:], jnp.float32) for k, s in shapes.items()}
     idx = jnp.arange(batches.shape[0])
     sums, _ = jax.lax.scan(body, init, (idx, batches, mask))
     return sums
@@ -65,4 +72,5 @@ def evaluate_dataset(model, params, images_u8: np.ndarray, key, binarization: st
     batches, mask = pad_batches(np.asarray(images_u8), batch_size)
     sums = _eval_scan(model, params, jnp.asarray(batches), jnp.asarray(mask), key, binarization, metric_fn)
     n = float(len(images_u8))
-    return {k: float(v) / n for k, v in jax.device_get(sums).items()}
+    return {k: float(v) / n if np.ndim(v) == 0 else np.asarray(v) / n
+            for k, v in jax.device_get(sums).items()}

@@ -13,6 +13,11 @@ from ml_collections import config_flags
 # mode -> "module:function"; each function takes (config, workdir) and does the whole job.
 MODES = {
     "train": "vae_jax.train:train_and_evaluate",
+    "interpolate": "vae_jax.tasks.interpolation:run_interpolate",
+    "latents": "vae_jax.tasks.latents:run_latents",
+    "inpaint": "vae_jax.tasks.inpainting:run_inpaint",
+    "colorize": "vae_jax.tasks.colorization:run_colorize",
+    "evaluate": "vae_jax.evaluate_run:run_evaluate",
 }
 
 FLAGS = flags.FLAGS
@@ -20,20 +25,52 @@ config_flags.DEFINE_config_file("config", None, "Path to a config file, optional
                                 lock_config=True)
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics, eval.json and the report.")
 flags.DEFINE_string("mode", "train", f"What to do: one of {sorted(MODES)}.")
+flags.DEFINE_integer("iwae_k", None, "--mode=evaluate: importance samples per test example "
+                     "(overrides config eval.iwae_k, default 5000).")
+# Modes that read the trained run's own config.json, so --config is optional for them.
+CONFIG_OPTIONAL_MODES = ("evaluate",)
+
+
+flags.DEFINE_enum("on_config_mismatch", "refuse", ["refuse", "overwrite", "resume"],
+                  "When --workdir holds a run with a different config: refuse, overwrite (delete "
+                  "that run), or resume it with the new config.")
+
+# Exit status per failure (README section failure-modes): 2 = bad config, data or workdir (nothing
+# trained), 3 = non-finite loss/gradients (last good checkpoint kept).
+EXIT_BAD_INPUT, EXIT_NONFINITE = 2, 3
 
 
 def run_mode(mode: str, config, workdir: str):
+    """Runs one mode; a known failure becomes one line on stderr, a line in <workdir>/error.log
+    and a non-zero exit (SystemExit), anything else is logged there too and re-raised."""
+    from vae_jax import workdir as workdir_lib
     from vae_jax.config_validation import ConfigError
     from vae_jax.data import DataError
+    from vae_jax.train import NonFiniteError
 
-    if mode not in MODES:
-        raise ConfigError(f"--mode: {mode!r} is not one of {sorted(MODES)}")
-    module, fn = MODES[mode].split(":")
-    try:
-        return getattr(importlib.import_module(module), fn)(config, workdir)
-    except (ConfigError, DataError) as e:
+    def fail(e, status):
         print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
+        workdir_lib.write_error_log(workdir, f"error: {e}")
+        sys.exit(status)
+
+    try:
+        if mode not in MODES:
+            raise ConfigError(f"--mode: {mode!r} is not one of {sorted(MODES)}")
+        module, fn = MODES[mode].split(":")
+        return getattr(importlib.import_module(module), fn)(config, workdir)
+    except (ConfigError, DataError, workdir_lib.WorkdirError) as e:
+        fail(e, EXIT_BAD_INPUT)
+    except NonFiniteError as e:
+        fail(e, EXIT_NONFINITE)
+    except OSError as e:
+        if not workdir_lib.is_disk_full(e):
+            workdir_lib.write_error_log(workdir, f"{type(e).__name__}: {e}")
+            raise
+        fail(f"disk full while writing {e.filename or workdir}: {e.strerror}; the last saved "
+             "checkpoint is intact, free space and rerun the same command to resume", EXIT_BAD_INPUT)
+    except Exception as e:
+        workdir_lib.write_error_log(workdir, f"{type(e).__name__}: {e}")
+        raise
 
 
 def main(argv):
@@ -43,6 +80,14 @@ def main(argv):
     if not FLAGS.workdir:
         print("error: --workdir: required (the directory for this run's outputs)", file=sys.stderr)
         sys.exit(2)
+    if FLAGS.config is None and FLAGS.mode not in CONFIG_OPTIONAL_MODES:
+        print("error: --config: required (a file in configs/, e.g. --config=configs/vae_mnist.py)",
+              file=sys.stderr)
+        sys.exit(2)
+    from vae_jax import workdir as workdir_lib
+    workdir_lib.set_mismatch_policy(FLAGS.on_config_mismatch)
+    from vae_jax import parallel
+    parallel.maybe_initialize_distributed()  # multi-host: VAE_JAX_DISTRIBUTED=1
     result = run_mode(FLAGS.mode, FLAGS.config, FLAGS.workdir)
     if FLAGS.mode == "train":
         import os
@@ -51,8 +96,35 @@ def main(argv):
     return result
 
 
+def _parse_flags(argv):
+    """absl's parser, but a bad flag or --config.<field> override (unknown field, wrong type, a
+    config file that fails) is one line on stderr and exit status 2, like every config error."""
+    try:
+        args = FLAGS(argv)
+        if FLAGS.config is not None:
+            FLAGS.config.get("seed")  # a config file that failed to load raises only when first read
+        return args
+    except flags.Error as e:
+        print("error: " + _one_line(str(e)), file=sys.stderr)
+    except (AttributeError, KeyError) as e:  # --config.<field>=... names no field
+        while isinstance(e, BaseException) and e.args:
+            e = e.args[0]
+        print(f"error: --config.<field> override: no such field {_one_line(str(e))}", file=sys.stderr)
+    except OSError as e:  # --config=FILE cannot be read
+        print(f"error: --config: {_one_line(str(e))}", file=sys.stderr)
+    sys.exit(EXIT_BAD_INPUT)
+
+
+def _one_line(msg: str) -> str:
+    """Squashes a (possibly traceback-carrying) message into one line: its head and its last line."""
+    lines = [ln.strip() for ln in msg.strip().splitlines() if ln.strip()]
+    if any(ln.startswith("Traceback") or "Traceback (most recent" in ln for ln in lines):
+        return lines[0].split("Traceback")[0].strip() + " " + lines[-1]
+    return " ".join(lines)
+
+
 def entry():
-    app.run(lambda argv: (main(argv), None)[1])
+    app.run(lambda argv: (main(argv), None)[1], flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 from vae_jax import distributions as D
 from vae_jax import nets
 
-MODEL_KINDS = ("vae", "ae", "linear_ae")
+MODEL_KINDS = ("vae", "ae", "linear_ae", "linear_ae_orth")
 
 
 class _DecoderWithScale(nn.Module):
@@ -26,16 +26,22 @@ class _DecoderWithScale(nn.Module):
     likelihood: str
     activation: str
     min_log_sigma: float
+    net: str = "mlp"
+    conv_channels: Sequence[int] = (32, 64)
 
     @nn.compact
     def __call__(self, z):
+        def decoder(num_params):
+            return nets.make_decoder(self.net, self.hidden, self.image_shape, num_params, self.activation,
+                                     self.conv_channels, name="net")
+
         if self.likelihood == "gaussian_learned":
-            mean = nets.MLPDecoder(self.hidden, self.image_shape, 1, self.activation, name="net")(z)
+            mean = decoder(1)(z)
             log_sigma = self.param("log_sigma", nn.initializers.zeros, ())
             log_sigma = jnp.maximum(log_sigma, self.min_log_sigma)
             return jnp.concatenate([mean, jnp.broadcast_to(log_sigma, mean.shape)], axis=-1)
         n = D.LIKELIHOODS[self.likelihood].num_params
-        return nets.MLPDecoder(self.hidden, self.image_shape, n, self.activation, name="net")(z)
+        return decoder(n)(z)
 
 
 class VAE(nn.Module):
@@ -48,12 +54,15 @@ class VAE(nn.Module):
     activation: str = "relu"
     min_log_sigma: float = -4.6
     sigma: float = 1.0
+    net: str = "mlp"                        # model.net: mlp | conv
+    conv_channels: Sequence[int] = (32, 64)
     is_vae = True
 
     def setup(self):
-        self.encoder = nets.MLPEncoder(self.encoder_hidden, self.latent_dim, 2, self.activation)
+        self.encoder = nets.make_encoder(self.net, self.encoder_hidden, self.latent_dim, 2, self.activation,
+                                         self.conv_channels)
         self.decoder = _DecoderWithScale(self.decoder_hidden, self.image_shape, self.likelihood,
-                                         self.activation, self.min_log_sigma)
+                                         self.activation, self.min_log_sigma, self.net, self.conv_channels)
 
     def encode(self, x):
         mean, logvar = self.encoder(x)
@@ -79,12 +88,15 @@ class AE(nn.Module):
     activation: str = "relu"
     min_log_sigma: float = -4.6
     sigma: float = 1.0
+    net: str = "mlp"
+    conv_channels: Sequence[int] = (32, 64)
     is_vae = False
 
     def setup(self):
-        self.encoder = nets.MLPEncoder(self.encoder_hidden, self.latent_dim, 1, self.activation)
+        self.encoder = nets.make_encoder(self.net, self.encoder_hidden, self.latent_dim, 1, self.activation,
+                                         self.conv_channels)
         self.decoder = _DecoderWithScale(self.decoder_hidden, self.image_shape, self.likelihood,
-                                         self.activation, self.min_log_sigma)
+                                         self.activation, self.min_log_sigma, self.net, self.conv_channels)
 
     def encode(self, x):
         return self.encoder(x)
@@ -97,17 +109,55 @@ class AE(nn.Module):
         return self.decode(z), z
 
 
+class OrthLinearAE(nn.Module):
+    """Constrained linear AE: z = Uᵀ(x − b), x̂ = b + UUᵀ(x − b) with UᵀU = I, U the Q factor of a
+    free [D, n] matrix (QR, column signs fixed by diag R so U is a smooth function of it). With
+    MSE its optimum is the top-n principal subspace (vae_jax/tasks/pca.py compares the two)."""
+    latent_dim: int
+    image_shape: Sequence[int]
+    likelihood: str = "gaussian"
+    min_log_sigma: float = -4.6
+    sigma: float = 1.0
+    is_vae = False
+
+    def setup(self):
+        d = 1
+        for s in self.image_shape:
+            d *= s
+        self.u_raw = self.param("u_raw", nn.initializers.orthogonal(), (d, self.latent_dim))
+        self.offset = self.param("offset", nn.initializers.zeros, (d,))
+
+    def basis(self):
+        q, r = jnp.linalg.qr(self.u_raw)
+        return q * jnp.where(jnp.diagonal(r) < 0, -1.0, 1.0)
+
+    def encode(self, x):
+        return (x.reshape(x.shape[0], -1) - self.offset) @ self.basis()
+
+    def decode(self, z):
+        x = z @ self.basis().T + self.offset
+        return x.reshape((z.shape[0],) + tuple(self.image_shape) + (1,))
+
+    def __call__(self, x, key=None):
+        z = self.encode(x)
+        return self.decode(z), z
+
+
 def build_model(cfg, image_shape):
     kind = cfg.kind
     common = dict(latent_dim=cfg.latent_dim, image_shape=tuple(image_shape),
                   likelihood=cfg.likelihood, min_log_sigma=cfg.get("min_log_sigma", -4.6),
                   sigma=cfg.get("sigma", 1.0))
+    if kind in ("vae", "ae"):  # model.net picks MLP or conv encoder/decoder (linear_ae has neither)
+        common.update(net=cfg.get("net", "mlp"), conv_channels=tuple(cfg.get("conv_channels", (32, 64))))
     if kind == "vae":
         return VAE(tuple(cfg.encoder_hidden), tuple(cfg.decoder_hidden), activation=cfg.activation, **common)
     if kind == "ae":
         return AE(tuple(cfg.encoder_hidden), tuple(cfg.decoder_hidden), activation=cfg.activation, **common)
     if kind == "linear_ae":
         return AE((), (), activation="identity", **common)
+    if kind == "linear_ae_orth":
+        return OrthLinearAE(**common)
     raise ValueError(f"model.kind: {kind!r} is not one of {list(MODEL_KINDS)}")
 
 

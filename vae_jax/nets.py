@@ -66,3 +66,75 @@ class MLPDecoder(nn.Module):
         # [B, num_params * D] -> [B, H, W, C, num_params]: parameter kinds are separate blocks.
         out = out.reshape((z.shape[0], self.num_params) + tuple(self.image_shape))
         return jnp.moveaxis(out, 1, -1)
+
+
+# ---------------------------------------------------------------------------- conv nets
+NETS = ("mlp", "conv")
+
+
+class ConvEncoder(nn.Module):
+    """Stride-2 3×3 convolutions (``channels``, each halving H and W), then dense ``hidden`` layers
+    and a linear map to ``num_outputs`` vectors of size ``latent_dim``. For 28×28×1 (MNIST) and
+    32×32×3 (CIFAR/SVHN) images with the default (32, 64): 28→14→7, 32→16→8."""
+    hidden: Sequence[int]
+    latent_dim: int
+    num_outputs: int = 2
+    activation: str = "relu"
+    channels: Sequence[int] = (32, 64)
+
+    @nn.compact
+    def __call__(self, x):
+        act = get_activation(self.activation)
+        h = x
+        for i, c in enumerate(self.channels):
+            h = act(nn.Conv(c, (3, 3), strides=(2, 2), padding="SAME", name=f"conv_{i}")(h))
+        h = h.reshape(h.shape[0], -1)
+        out = MLP(self.hidden, self.latent_dim * self.num_outputs, self.activation, name="mlp")(h)
+        return jnp.split(out, self.num_outputs, axis=-1) if self.num_outputs > 1 else out
+
+
+class ConvDecoder(nn.Module):
+    """Mirror of ``ConvEncoder``: dense layers to a [H/2^L, W/2^L, channels[-1]] map, then stride-2
+    transposed convolutions back to [B, H, W, C, num_params] (last layer linear)."""
+    hidden: Sequence[int]
+    image_shape: Sequence[int]
+    num_params: int = 1
+    activation: str = "relu"
+    channels: Sequence[int] = (32, 64)
+
+    @nn.compact
+    def __call__(self, z):
+        act = get_activation(self.activation)
+        height, width, colors = self.image_shape
+        scale = 2 ** len(self.channels)
+        if height % scale or width % scale:
+            raise ValueError(f"model.net='conv' with model.conv_channels={tuple(self.channels)} needs image "
+                             f"height and width divisible by {scale}; got {height}x{width}")
+        h0, w0 = height // scale, width // scale
+        h = z
+        for i, width_i in enumerate(self.hidden):
+            h = act(nn.Dense(width_i, name=f"hidden_{i}")(h))
+        h = act(nn.Dense(h0 * w0 * self.channels[-1], name="to_map")(h))
+        h = h.reshape((z.shape[0], h0, w0, self.channels[-1]))
+        for i, c in enumerate(reversed(self.channels[:-1])):
+            h = act(nn.ConvTranspose(c, (3, 3), strides=(2, 2), padding="SAME", name=f"deconv_{i}")(h))
+        h = nn.ConvTranspose(colors * self.num_params, (3, 3), strides=(2, 2), padding="SAME", name="out")(h)
+        return h.reshape((z.shape[0], height, width, colors, self.num_params))
+
+
+def make_encoder(net: str, hidden, latent_dim, num_outputs, activation, channels=(32, 64), name=None):
+    """``model.net`` -> encoder module (same call signature and outputs for every net)."""
+    if net == "mlp":
+        return MLPEncoder(hidden, latent_dim, num_outputs, activation, name=name)
+    if net == "conv":
+        return ConvEncoder(hidden, latent_dim, num_outputs, activation, tuple(channels), name=name)
+    raise ValueError(f"model.net: {net!r} is not one of {list(NETS)}")
+
+
+def make_decoder(net: str, hidden, image_shape, num_params, activation, channels=(32, 64), name=None):
+    """``model.net`` -> decoder module emitting likelihood parameters [B, H, W, C, num_params]."""
+    if net == "mlp":
+        return MLPDecoder(hidden, image_shape, num_params, activation, name=name)
+    if net == "conv":
+        return ConvDecoder(hidden, image_shape, num_params, activation, tuple(channels), name=name)
+    raise ValueError(f"model.net: {net!r} is not one of {list(NETS)}")

@@ -63,7 +63,7 @@ def elbo(model, params, x, key, step, cfg):
                   "neg_elbo": (rec + kl).mean(), "mse": _mse(model, x, aux["lik_params"])}
 
 
-@register("ae", model_kinds=("ae", "linear_ae"))
+@register("ae", model_kinds=("ae", "linear_ae", "linear_ae_orth"))
 def ae(model, params, x, key, step, cfg):
     """Autoencoder reconstruction loss -log p(x|dec(enc(x))): MSE for the Gaussian likelihood
     (up to the constants in distributions.py), BCE for Bernoulli."""
@@ -71,3 +71,8 @@ def ae(model, params, x, key, step, cfg):
     rec = -likelihood_of(model).log_prob(x, lik_params)
     loss = rec.mean()
     return loss, {"loss": loss, "rec_loss": loss, "mse": _mse(model, x, lik_params)}
+
+
+# The schedules, free bits, IWAE and regularized AEs live in their own module; importing it here
+# registers them, so OBJECTIVES is complete whoever imports this module.
+from vae_jax import objectives_extra  # noqa: E402,F401

@@ -35,16 +35,19 @@ def _write_json_atomic(path: str, obj) -> None:
 
 @contextlib.contextmanager
 def open_workdir(workdir: str, config, data_meta: dict):
-    """Creates ``workdir`` and records config.json and run_meta.json for this run."""
+    """Claims ``workdir`` (write probe, lock held until the body exits, same-config check: see
+    vae_jax/workdir.py), then records config.json and run_meta.json for this run."""
     import jax
 
-    os.makedirs(workdir, exist_ok=True)
-    _write_json_atomic(os.path.join(workdir, "config.json"), config_to_dict(config))
-    meta = {"data": data_meta, "seed": config.seed, "versions": versions(),
-            "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
-            "command": sys.argv, "started": datetime.datetime.now().isoformat(timespec="seconds")}
-    _write_json_atomic(os.path.join(workdir, "run_meta.json"), meta)
-    yield workdir
+    from vae_jax import workdir as workdir_lib
+
+    with workdir_lib.claim(workdir, config_to_dict(config), data_meta):
+        _write_json_atomic(os.path.join(workdir, "config.json"), config_to_dict(config))
+        meta = {"data": data_meta, "seed": config.seed, "versions": versions(),
+                "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+                "command": sys.argv, "started": datetime.datetime.now().isoformat(timespec="seconds")}
+        _write_json_atomic(os.path.join(workdir, "run_meta.json"), meta)
+        yield workdir
 
 
 def update_eval_json(workdir: str, metrics: dict) -> dict:

@@ -21,8 +21,9 @@ from flax.training import train_state
 from vae_jax import checkpointing
 from vae_jax import config_validation
 from vae_jax import data as data_lib
-from vae_jax import evaluate as eval_lib
-from vae_jax import models, objectives, run_meta
+from vae_jax import diagnostics
+from vae_jax import models, objectives, parallel, run_meta
+from vae_jax import workdir as workdir_lib
 
 
 class NonFiniteError(RuntimeError):
@@ -33,13 +34,27 @@ class TrainState(train_state.TrainState):
     skipped: jax.Array = None  # number of non-finite updates skipped (nan_policy='skip')
 
 
-def make_optimizer(cfg) -> optax.GradientTransformation:
+def learning_rate(cfg, steps_per_epoch: int | None = None):
+    """Constant ``optim.learning_rate``, or with ``optim.stage_epochs=(e0, e1, ...)`` stage i runs
+    e_i epochs at learning_rate·stage_decay^i (Burda et al. 2015: e_i = 3^i, decay 10^(-1/7))."""
+    stages = tuple(cfg.get("stage_epochs", ()))
+    if not stages:
+        return cfg.learning_rate
+    if not steps_per_epoch:
+        raise ValueError("optim.stage_epochs needs the number of steps per epoch")
+    bounds = np.cumsum(stages)[:-1] * steps_per_epoch
+    values = [cfg.learning_rate * cfg.stage_decay ** i for i in range(len(stages))]
+    return optax.join_schedules([optax.constant_schedule(v) for v in values], [int(b) for b in bounds])
+
+
+def make_optimizer(cfg, steps_per_epoch: int | None = None) -> optax.GradientTransformation:
+    lr = learning_rate(cfg, steps_per_epoch)
     if cfg.name == "adam":
-        tx = optax.adam(cfg.learning_rate)
+        tx = optax.adam(lr, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999), eps=cfg.get("eps", 1e-8))
     elif cfg.name == "adamw":
-        tx = optax.adamw(cfg.learning_rate, weight_decay=cfg.weight_decay)
+        tx = optax.adamw(lr, weight_decay=cfg.weight_decay)
     elif cfg.name == "sgd":
-        tx = optax.sgd(cfg.learning_rate, momentum=0.9)
+        tx = optax.sgd(lr, momentum=0.9)
     else:
         raise ValueError(f"optim.name: {cfg.name!r} is not one of {list(config_validation.OPTIMIZERS)}")
     if cfg.grad_clip_norm:
@@ -52,10 +67,14 @@ def split_keys(seed: int) -> dict[str, jax.Array]:
     return {"init": init, "data": data, "noise": noise, "eval": evaluation}
 
 
-def create_state(config, model, key, image_shape) -> TrainState:
+def create_state(config, model, key, image_shape, steps_per_epoch: int | None = None) -> TrainState:
     params = models.init_params(model, key, image_shape)
-    return TrainState.create(apply_fn=model.apply, params=params, tx=make_optimizer(config.optim),
-                             skipped=jnp.zeros((), jnp.int32))
+    state = TrainState.create(apply_fn=model.apply, params=params,
+                              tx=make_optimizer(config.optim, steps_per_epoch),
+                              skipped=jnp.zeros((), jnp.int32))
+    # TrainState.create sets step to the Python int 0; the jitted epoch returns it as an array, and
+    # jit keys its cache on that difference: epoch 2 recompiled (tests/test_no_recompile.py).
+    return state.replace(step=jnp.zeros((), jnp.int32))
 
 
 def _tree_all_finite(tree):
@@ -87,27 +106,41 @@ def make_train_step(model, config):
     return train_step
 
 
-def make_train_epoch(model, config, n_train: int):
-    """Jitted epoch: shuffle by key, ``lax.scan`` over full batches (the remainder is dropped),
-    state donated. Returns the new state and the per-step metrics stacked [num_steps]."""
+def scan_epoch(train_step, state, images_u8, epoch_key, noise_key, batch_size: int, num_steps: int,
+               batch_sharding=None):
+    """One epoch (not jitted; the sweep's vmapped trainer reuses it): shuffle by key, ``lax.scan``
+    over full batches (the remainder is dropped). ``batch_sharding`` splits each batch over devices."""
+    perm = jax.random.permutation(epoch_key, images_u8.shape[0])[: num_steps * batch_size]
+
+    def body(st, idx):
+        batch = images_u8[idx]
+        if batch_sharding is not None:
+            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+        return train_step(st, batch, noise_key)
+
+    return jax.lax.scan(body, state, perm.reshape(num_steps, batch_size))
+
+
+def make_train_epoch(model, config, n_train: int, batch_sharding=None):
+    """Jitted epoch, state donated. Returns the new state and the per-step metrics stacked [num_steps]."""
     batch_size = config.train.batch_size
     num_steps = n_train // batch_size
     train_step = make_train_step(model, config)
 
     @functools.partial(jax.jit, donate_argnums=(0,))
     def train_epoch(state, images_u8, epoch_key, noise_key):
-        perm = jax.random.permutation(epoch_key, images_u8.shape[0])[: num_steps * batch_size]
-
-        def body(st, idx):
-            return train_step(st, images_u8[idx], noise_key)
-
-        return jax.lax.scan(body, state, perm.reshape(num_steps, batch_size))
+        return scan_epoch(train_step, state, images_u8, epoch_key, noise_key, batch_size, num_steps,
+                          batch_sharding)
 
     return train_epoch, num_steps
 
 
 def _summarize(step_metrics: dict[str, np.ndarray]) -> dict[str, float]:
-    return {k: float(np.mean(v)) for k, v in step_metrics.items() if k != "finite"}
+    # Means over the steps that were applied: under nan_policy='skip' a skipped step's NaN would
+    # otherwise turn the whole epoch's mean into NaN.
+    finite = np.asarray(step_metrics["finite"]).astype(bool)
+    keep = finite if finite.any() else slice(None)
+    return {k: float(np.mean(np.asarray(v)[keep])) for k, v in step_metrics.items() if k != "finite"}
 
 
 def _check_finite(step_metrics, first_step: int, policy: str):
@@ -115,7 +148,7 @@ def _check_finite(step_metrics, first_step: int, policy: str):
     bad = np.flatnonzero(~finite)
     if len(bad) and policy == "stop":
         i = int(bad[0])
-        culprit = [k for k, v in step_metrics.items() if k != "finite" and not np.isfinite(v[i])]
+        culprit = [k for k, v in step_metrics.items() if k != "finite" and not np.all(np.isfinite(v[i]))]
         what = ", ".join(culprit) if culprit else "gradients"
         raise NonFiniteError(f"non-finite value at step {first_step + i} in {what}; "
                              "stopping and keeping the last good checkpoint")
@@ -127,7 +160,8 @@ class _Loggers:
         self.path = os.path.join(workdir, "metrics.jsonl")
         # On resume drop rows written after the checkpoint we restart from: no duplicated epochs.
         if os.path.exists(self.path):
-            rows = [json.loads(line) for line in open(self.path) if line.strip()]
+            # A run killed mid-write may leave a partial last line: drop it (that epoch is redone).
+            rows = [json.loads(line) for line in open(self.path) if line.strip().endswith("}")]
             with open(self.path, "w") as f:
                 for r in rows:
                     if r["epoch"] <= resume_epoch:
@@ -168,16 +202,20 @@ def train_and_evaluate(config, workdir: str) -> dict:
 def _train(config, workdir, ds) -> dict:
     keys = split_keys(config.seed)
     model = models.build_model(config.model, ds.image_shape)
-    state = create_state(config, model, keys["init"], ds.image_shape)
+    state = create_state(config, model, keys["init"], ds.image_shape,
+                         len(ds.train_images) // config.train.batch_size)
     ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
+    workdir_lib.check_free_space(workdir, checkpointing.nbytes(state), ckpt.max_to_keep)
     start_epoch = 0
     restored = ckpt.restore_latest(state)
     if restored is not None:
         state, start_epoch = restored
         print(f"resumed from checkpoint at epoch {start_epoch} (step {int(state.step)})", flush=True)
 
-    train_images = jax.device_put(ds.train_images)
-    train_epoch, steps_per_epoch = make_train_epoch(model, config, len(ds.train_images))
+    placement = parallel.data_parallel(config)  # one device, or a batch-sharded mesh
+    state, train_images = placement.place(state), placement.place(ds.train_images)
+    train_epoch, steps_per_epoch = make_train_epoch(model, config, len(ds.train_images),
+                                                    placement.batch_sharding)
     loggers = _Loggers(workdir, config, start_epoch)
     epochs = config.train.epochs
     progress = None
@@ -200,15 +238,16 @@ def _train(config, workdir, ds) -> dict:
             if config.train.nan_policy == "skip":
                 row["train/skipped_updates"] = int(state.skipped)
             if epoch % config.train.eval_every == 0 or epoch == epochs:
-                eval_metrics = eval_lib.evaluate_dataset(model, state.params, ds.test_images, keys["eval"],
-                                                         config.data.binarization, config.train.eval_batch_size)
+                eval_metrics = diagnostics.evaluate_with_diagnostics(  # + rate/distortion, active units
+                    model, state.params, ds.test_images, keys["eval"], config.data.binarization,
+                    config.train.eval_batch_size)
                 row.update({f"test/{k}": v for k, v in eval_metrics.items()})
             loggers.write(row)
             if epoch % config.train.checkpoint_every == 0 or epoch == epochs:
                 ckpt.save(epoch, state)
             if progress is not None:
-                shown = {k.split("/")[-1]: f"{v:.2f}" for k, v in row.items()
-                         if k in ("train/neg_elbo", "test/neg_elbo", "train/mse")}
+                shown = {k.replace("/", "_"): f"{v:.3g}" for k, v in row.items()
+                         if k in ("train/neg_elbo", "test/neg_elbo", "train/mse", "test/mse")}
                 progress.set_postfix(shown)
                 progress.update(1)
             else:
@@ -224,8 +263,9 @@ def _train(config, workdir, ds) -> dict:
         ckpt.close()
 
     if not eval_metrics:  # resumed a finished run: evaluate the restored state
-        eval_metrics = eval_lib.evaluate_dataset(model, state.params, ds.test_images, keys["eval"],
-                                                 config.data.binarization, config.train.eval_batch_size)
+        eval_metrics = diagnostics.evaluate_with_diagnostics(
+            model, state.params, ds.test_images, keys["eval"], config.data.binarization,
+            config.train.eval_batch_size)
     final = dict(eval_metrics, epoch=epochs, step=int(state.step))
     run_meta.update_eval_json(workdir, final)
     if config.report.enabled:

@@ -1,0 +1,27 @@
+"""Inpainting on MNIST: the 784-500-20 Bernoulli VAE (dynamic binarization) trained for a few
+epochs, then every inpainting method, including a conditional VAE of the same sizes and epochs
+trained on (masked image -> full image).
+
+    python -m vae_jax.main --config=configs/cvae_inpaint_mnist.py --workdir=runs/inpaint \
+        --config.data.dir=/path/to/mnist --mode=inpaint   # trains the VAE first if the workdir has none
+    --config=configs/cvae_inpaint_mnist.py:tiny           # bundled data, seconds (tests)
+"""
+from vae_jax import config_base
+
+
+def get_config(arg=None):
+    c = config_base.base_config()
+    c.model.kind = "vae"
+    c.model.encoder_hidden = (500,)
+    c.model.decoder_hidden = (500,)
+    c.model.latent_dim = 20
+    c.model.likelihood = "bernoulli"
+    c.data.binarization = "dynamic"
+    c.train.epochs = 5
+    c.tasks.inpaint.masks = "bottom_half,centre_square,random,quadrant"
+    c.tasks.inpaint.random_hidden_fraction = 0.75
+    if arg == "tiny":
+        config_base.tiny(c)
+    elif arg:
+        raise ValueError(f"configs/cvae_inpaint_mnist.py: unknown variant {arg!r}; choose 'tiny' or none")
+    return c

@@ -1,0 +1,132 @@
+"""Linear AE vs PCA on full MNIST: principal angles and reconstruction error for n in {2, 10, 50}.
+
+    python experiments/linear_ae_pca/run.py --data-dir ../shared/data/mnist [--kinds linear_ae,linear_ae_orth]
+
+Each model is trained with the project trainer (configs/linear_ae_mnist.py: MSE, minibatch Adam,
+a staged learning-rate decay) into runs/linear_ae_pca/<kind>_n<n>/ (resumable), then compared
+with the SVD PCA of the same 60,000 training images. Appends one JSON line per model to
+results.jsonl here (a rerun of the same kind and n replaces its row) and rewrites results.md.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import sys
+import time
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, ROOT)
+
+from vae_jax import checkpointing, models, train  # noqa: E402
+from vae_jax import data as data_lib  # noqa: E402
+from vae_jax.tasks import pca as pca_lib  # noqa: E402
+
+
+def make_config(args, kind: str, n: int):
+    spec = importlib.util.spec_from_file_location("linear_ae_cfg", os.path.join(ROOT, "configs", "linear_ae_mnist.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    c = mod.get_config("tiny" if args.tiny else None)
+    if not args.tiny:
+        c.data.dir = args.data_dir
+    c.model.kind = kind
+    c.model.latent_dim = n
+    c.optim.learning_rate = args.lr
+    c.optim.stage_epochs = tuple(args.stage_epochs)
+    c.optim.stage_decay = args.stage_decay
+    c.train.epochs = int(sum(args.stage_epochs))
+    c.train.batch_size = args.batch_size
+    c.train.eval_every = c.train.epochs
+    c.train.checkpoint_every = c.train.epochs
+    c.train.progress = False
+    c.train.tensorboard = False
+    c.report.enabled = False
+    return c
+
+
+def trained_params(config, workdir):
+    ds = data_lib.load(config.data)
+    model = models.build_model(config.model, ds.image_shape)
+    state = train.create_state(config, model, train.split_keys(config.seed)["init"], ds.image_shape,
+                               len(ds.train_images) // config.train.batch_size)
+    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        return ds, model, ckpt.restore_params(state)
+    finally:
+        ckpt.close()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data-dir", default=os.environ.get("VAE_JAX_DATA_DIR", ""))
+    p.add_argument("--kinds", default="linear_ae_orth,linear_ae")
+    p.add_argument("--latents", default="2,10,50")
+    p.add_argument("--lr", type=float, default=1e-2)
+    p.add_argument("--stage-epochs", type=int, nargs="+", default=[8, 8, 8, 8])
+    p.add_argument("--stage-decay", type=float, default=0.3)
+    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--runs", default=os.path.join(ROOT, "runs", "linear_ae_pca"))
+    p.add_argument("--out", default=HERE)
+    p.add_argument("--tiny", action="store_true", help="bundled data, few epochs (a smoke test)")
+    p.add_argument("--tag", default="", help="suffix of the result files (runs of different kinds in parallel)")
+    args = p.parse_args()
+
+    rows_path = os.path.join(args.out, f"results{args.tag}.jsonl")
+    pca, pca_seconds = None, None
+    for kind in args.kinds.split(","):
+        for n in [int(v) for v in args.latents.split(",")]:
+            config = make_config(args, kind, n)
+            workdir = os.path.join(args.runs, f"{kind}_n{n}")
+            t0 = time.perf_counter()
+            train.train_and_evaluate(config, workdir)
+            train_seconds = time.perf_counter() - t0
+            ds, model, params = trained_params(config, workdir)
+            x = ds.train_images.astype(np.float32) / 255.0
+            if pca is None:
+                pca, pca_seconds = cached_pca(x, os.path.join(args.runs, "pca.npz"))
+            row = dict(pca_lib.compare(model, params, x, pca), kind=kind, epochs=config.train.epochs,
+                       train_seconds=train_seconds, lr=args.lr, stage_epochs=list(args.stage_epochs),
+                       stage_decay=args.stage_decay, batch_size=args.batch_size, pca_svd_seconds=pca_seconds)
+            print(json.dumps(row), flush=True)
+            with open(rows_path, "a") as f:   # one line per finished model: results survive a kill
+                f.write(json.dumps(row) + "\n")
+            write_table(rows_path, os.path.join(args.out, f"results{args.tag}.md"))
+
+
+def cached_pca(x, path):
+    """PCA of x by SVD, cached in ``path`` (the SVD of 60,000 × 784 is the slow part on 2 cores)."""
+    if os.path.exists(path):
+        z = np.load(path)
+        if int(z["n"]) == len(x):
+            return pca_lib.PCA(z["mean"], z["components"], z["eigenvalues"]), float(z["seconds"])
+    t0 = time.perf_counter()
+    pca = pca_lib.fit_pca(x)
+    seconds = time.perf_counter() - t0
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    np.savez(path, mean=pca.mean, components=pca.components, eigenvalues=pca.eigenvalues, n=len(x), seconds=seconds)
+    return pca, seconds
+
+
+def write_table(rows_path, md_path):
+    rows = {}
+    for line in open(rows_path):
+        r = json.loads(line)
+        rows[(r["kind"], r["latent_dim"])] = r          # a rerun replaces its earlier row
+    lines = ["| model.kind | n | largest principal angle (rad) | mean angle (rad) | AE error Σ(x̂−x)² | "
+             "PCA optimum Σ_{i>n} λ_i | AE / optimum − 1 | epochs | train s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in sorted(rows.values(), key=lambda r: (r["kind"] != "linear_ae_orth", r["latent_dim"])):
+        lines.append(f"| {r['kind']} | {r['latent_dim']} | {r['max_principal_angle']:.4f} | "
+                     f"{r['mean_principal_angle']:.4f} | {r['ae_sq_error']:.4f} | {r['pca_sq_error']:.4f} | "
+                     f"{100 * r['excess_error_ratio']:.3f}% | {r['epochs']} | {r['train_seconds']:.0f} |")
+    with open(md_path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""Sweep specs, validation before running, the tiny sweep end to end with resume, and collect."""
+import csv
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from conftest import CONFIGS, load_config
+
+SPEC = os.path.join(CONFIGS, "vae_sweep.py") + ":tiny"
+
+
+def test_product_and_zip_expand():
+    from vae_jax.sweep import SweepError, axis, load_sweep, point_name, product, zip_
+
+    pts = product(axis("a.x", [1, 2]), zip_(axis("b", ["p", "q"]), axis("c", [0.5, 1.5])), axis("seed", [0, 1, 2]))
+    assert len(pts) == 2 * 2 * 3
+    assert {(p["b"], p["c"]) for p in pts} == {("p", 0.5), ("q", 1.5)}   # zipped, not crossed
+    assert len({point_name(p) for p in pts}) == len(pts)
+    with pytest.raises(SweepError, match="equally long"):
+        zip_(axis("b", [1, 2]), axis("c", [1]))
+    with pytest.raises(SweepError, match="two parts"):
+        product(axis("b", [1]), axis("b", [2]))
+    full = load_sweep(os.path.join(CONFIGS, "vae_sweep.py"))
+    assert len(full) == 3 * 2 * 3 * 3
+    assert {"model.latent_dim", "model.likelihood", "objective.kl_weight", "seed"} <= set(full[0])
+    assert len(load_sweep(SPEC)) == 16
+
+
+@pytest.mark.parametrize("overrides, field", [
+    ({"model.latnt_dim": 3}, "model.latnt_dim"),                 # no such field
+    ({"model.likelihood": "poisson"}, "model.likelihood"),       # value not allowed
+    ({"model.latent_dim": "ten"}, "model.latent_dim"),           # wrong type
+    ({"objective.kl_weight": -1.0}, "objective.kl_weight"),      # out of range
+    ({"model.likelihood": "bernoulli", "data.binarization": "none"}, "model.likelihood"),  # cross-field
+])
+def test_invalid_point_is_rejected_before_anything_runs(tmp_path, overrides, field):
+    from vae_jax import sweep
+
+    cfg_file = tmp_path / "bad_sweep.py"
+    cfg_file.write_text(
+        "import sys; sys.path.insert(0, %r)\n" % os.path.dirname(CONFIGS)
+        + "from configs.vae_sweep import get_config\n"
+        + f"def get_sweep(arg=None):\n    return [{{'seed': 0}}, {overrides!r}]\n")
+    with pytest.raises(sweep.SweepError) as e:
+        sweep.run(f"{cfg_file}:tiny", load_config("vae_sweep"), str(tmp_path / "w"))
+    msg = str(e.value)
+    assert "sweep point 1" in msg and field in msg
+    assert not os.path.exists(tmp_path / "w")   # nothing was created, nothing trained
+
+
+def test_shard_slices_partition_the_points():
+    from vae_jax.sweep import SweepError, parse_shard
+
+    assert parse_shard("1/4") == (1, 4)
+    for bad in ("4/4", "a/2", "1"):
+        with pytest.raises(SweepError):
+            parse_shard(bad)
+    pts = list(range(16))
+    assert sorted(sum((pts[i::3] for i in range(3)), [])) == pts
+
+
+def _metrics(workdir, name):
+    return json.load(open(os.path.join(workdir, "points", name, "eval.json")))
+
+
+def test_tiny_sweep_runs_resumes_and_collects(tmp_path, capsys):
+    from vae_jax import sweep, sweep_report
+
+    wd = str(tmp_path / "sweep")
+    base = load_config("vae_sweep")
+    points = sweep.run(SPEC, base, wd, vmap="on")   # 4 vmapped groups of 4 (β × seed)
+    assert len(points) == 16 and all(sweep.is_done(wd, p) for p in points)
+    before = {p.name: _metrics(wd, p.name)["neg_elbo"] for p in points}
+    assert len(set(np.round(list(before.values()), 4))) == 16        # every point trained differently
+
+    # Delete one point's folder; leave another half-finished (no done.json, checkpoint of epoch 1).
+    gone, half = points[5], points[10]
+    shutil.rmtree(sweep.point_dir(wd, gone))
+    os.remove(os.path.join(sweep.point_dir(wd, half), sweep.DONE_FILE))
+    shutil.rmtree(os.path.join(sweep.point_dir(wd, half), "checkpoints", "2"))
+    stamps = {p.name: os.path.getmtime(os.path.join(sweep.point_dir(wd, p), sweep.DONE_FILE))
+              for p in points if p not in (gone, half)}
+    capsys.readouterr()
+    sweep.run(SPEC, base, wd, vmap="on")
+    out = capsys.readouterr().out
+    assert "14 already finished, 2 to train" in out
+    assert "resumed from checkpoint at epoch 1" in out
+    for p in (gone, half):
+        np.testing.assert_allclose(_metrics(wd, p.name)["neg_elbo"], before[p.name], rtol=1e-5)
+    for name, t in stamps.items():   # finished points were skipped
+        assert os.path.getmtime(os.path.join(wd, "points", name, sweep.DONE_FILE)) == t
+
+    res = sweep_report.collect(wd)
+    rows = list(csv.DictReader(open(res["csv"])))
+    assert len(rows) == 16 and all(r["status"] == "done" for r in rows)
+    assert float(rows[0]["neg_elbo"]) == pytest.approx(before[rows[0]["name"]], rel=1e-6)
+    for png in ("curves_neg_elbo.png", "rate_distortion.png"):
+        assert os.path.getsize(os.path.join(wd, png)) > 10_000
+    html = open(res["html"]).read()
+    assert html.count("<tr>") == 17 and "rate_distortion.png" in html
+
+
+def test_mean_std_over_seeds():
+    from vae_jax.sweep_report import _mean_std_curve
+
+    curves = [[{"epoch": 1, "k": 1.0}, {"epoch": 2, "k": 3.0}], [{"epoch": 1, "k": 3.0}, {"epoch": 2, "k": 3.0}]]
+    e, m, s = _mean_std_curve(curves, "k")
+    assert list(e) == [1, 2] and list(m) == [2.0, 3.0] and list(s) == [1.0, 0.0]
+
+
+def test_iwae_table1_schedule_matches_paper():
+    """3^i epochs at 0.001·10^(-i/7), i = 0..7: 3,280 epochs; the learning rate by step."""
+    from vae_jax import train
+
+    cfg = load_config("iwae_table1", None)
+    assert cfg.train.epochs == 3280 and cfg.train.batch_size == 20 and cfg.optim.eps == 1e-4
+    spe = 3000  # 60,000 / 20
+    lr = train.learning_rate(cfg.optim, spe)
+    start = 0
+    for i in range(8):
+        for step in (start * spe, (start + 3 ** i) * spe - 1):
+            assert float(lr(step)) == pytest.approx(1e-3 * 10 ** (-i / 7), rel=1e-6)
+        start += 3 ** i
+    assert sum(load_config("iwae_table1", "cpu").optim.stage_epochs) == load_config("iwae_table1", "cpu").train.epochs
