@@ -78,7 +78,13 @@ def create_state(config, model, key, image_shape, steps_per_epoch: int | None = 
 
 
 def _tree_all_finite(tree):
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree)]))
+    """Whether every element of ``tree`` is finite, as one NaN/Inf-propagating sum per leaf.
+
+    Applied to the *updated* parameters: a NaN or Inf anywhere in the gradients reaches them
+    through Adam's update (Inf/Inf = NaN), and XLA fuses these sums with the update that writes
+    the parameters, where an ``isfinite`` pass over the gradients is a second sweep over memory
+    (bench/step_overhead.py: ≈ 5% of the step's CPU time saved)."""
+    return jnp.isfinite(sum(jnp.sum(x) for x in jax.tree.leaves(tree)))
 
 
 def make_train_step(model, config):
@@ -94,14 +100,13 @@ def make_train_step(model, config):
         k_bin, k_obj = jax.random.split(jax.random.fold_in(noise_key, state.step))
         x = data_lib.to_float(batch_u8, binarization, k_bin)
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, k_obj, state.step)
-        finite = jnp.isfinite(loss) & _tree_all_finite(grads)
+        new = state.apply_gradients(grads=grads)
+        finite = jnp.isfinite(loss) & _tree_all_finite(new.params)
         metrics = dict(metrics, finite=finite.astype(jnp.float32))
         if skip_nonfinite:
-            new = state.apply_gradients(grads=jax.tree.map(lambda g: jnp.where(finite, g, 0.0), grads))
             new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, state)
             new = new.replace(step=state.step + 1, skipped=state.skipped + (1 - finite.astype(jnp.int32)))
-            return new, metrics
-        return state.apply_gradients(grads=grads), metrics
+        return new, metrics
 
     return train_step
 
