@@ -10,13 +10,7 @@ from vae_jax import config_base
 
 
 def get_config(arg=None):
-    c = config_base.base_config()
-    c.model.kind = "vae"
-    c.model.encoder_hidden = (500,)
-    c.model.decoder_hidden = (500,)
-    c.model.latent_dim = 20
-    c.model.likelihood = "bernoulli"
-    c.data.binarization = "dynamic"
+    c = config_base.base_config()  # its model is the 784-500-20 Bernoulli VAE, dynamic binarization
     c.train.epochs = 5
     c.tasks.inpaint.masks = "bottom_half,centre_square,random,quadrant"
     c.tasks.inpaint.random_hidden_fraction = 0.75

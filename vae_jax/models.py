@@ -44,8 +44,8 @@ class _DecoderWithScale(nn.Module):
         return decoder(n)(z)
 
 
-class VAE(nn.Module):
-    """Gaussian encoder q(z|x) = N(μ(x), diag σ²(x)), N(0, I) prior, decoder p(x|z)."""
+class _EncoderDecoder(nn.Module):
+    """Fields and networks shared by the VAE and the AE; subclasses define ``encode``/``__call__``."""
     encoder_hidden: Sequence[int]
     decoder_hidden: Sequence[int]
     latent_dim: int
@@ -56,20 +56,26 @@ class VAE(nn.Module):
     sigma: float = 1.0
     net: str = "mlp"                        # model.net: mlp | conv
     conv_channels: Sequence[int] = (32, 64)
-    is_vae = True
+    encoder_outputs = 1                     # vectors of size latent_dim the encoder emits
 
     def setup(self):
-        self.encoder = nets.make_encoder(self.net, self.encoder_hidden, self.latent_dim, 2, self.activation,
-                                         self.conv_channels)
+        self.encoder = nets.make_encoder(self.net, self.encoder_hidden, self.latent_dim, self.encoder_outputs,
+                                         self.activation, self.conv_channels)
         self.decoder = _DecoderWithScale(self.decoder_hidden, self.image_shape, self.likelihood,
                                          self.activation, self.min_log_sigma, self.net, self.conv_channels)
+
+    def decode(self, z):
+        return self.decoder(z)
+
+
+class VAE(_EncoderDecoder):
+    """Gaussian encoder q(z|x) = N(μ(x), diag σ²(x)), N(0, I) prior, decoder p(x|z)."""
+    encoder_outputs = 2  # μ and log σ²
+    is_vae = True
 
     def encode(self, x):
         mean, logvar = self.encoder(x)
         return mean, logvar
-
-    def decode(self, z):
-        return self.decoder(z)
 
     def __call__(self, x, key):
         mean, logvar = self.encode(x)
@@ -77,32 +83,14 @@ class VAE(nn.Module):
         return self.decode(z), mean, logvar, z
 
 
-class AE(nn.Module):
+class AE(_EncoderDecoder):
     """Deterministic autoencoder; any latent size (under- or overcomplete). ``activation='identity'``
     with no hidden layers is the linear autoencoder."""
-    encoder_hidden: Sequence[int]
-    decoder_hidden: Sequence[int]
-    latent_dim: int
-    image_shape: Sequence[int]
     likelihood: str = "gaussian"
-    activation: str = "relu"
-    min_log_sigma: float = -4.6
-    sigma: float = 1.0
-    net: str = "mlp"
-    conv_channels: Sequence[int] = (32, 64)
     is_vae = False
-
-    def setup(self):
-        self.encoder = nets.make_encoder(self.net, self.encoder_hidden, self.latent_dim, 1, self.activation,
-                                         self.conv_channels)
-        self.decoder = _DecoderWithScale(self.decoder_hidden, self.image_shape, self.likelihood,
-                                         self.activation, self.min_log_sigma, self.net, self.conv_channels)
 
     def encode(self, x):
         return self.encoder(x)
-
-    def decode(self, z):
-        return self.decoder(z)
 
     def __call__(self, x, key=None):
         z = self.encode(x)
