@@ -198,12 +198,39 @@ def load(cfg) -> Dataset:
 
 def to_float(images_u8, binarization: str, key=None):
     """uint8 → float32 in [0, 1]; 'dynamic' draws a fresh Bernoulli sample with ``key`` (on device)."""
-    import jax
     import jax.numpy as jnp
 
-    x = images_u8.astype(jnp.float32) * (1.0 / 255.0)
     if binarization == "dynamic":
         if key is None:
             raise ValueError("dynamic binarization needs a PRNG key")
-        x = (jax.random.uniform(key, x.shape) < x).astype(jnp.float32)
-    return x
+        return bernoulli_u8(key, images_u8)
+    # Through int32: XLA:CPU converts uint8 → float32 element by element, int32 → float32 in
+    # vector registers (4x faster here, bench/ablate_step.py); the values are identical.
+    return images_u8.astype(jnp.int32).astype(jnp.float32) * (1.0 / 255.0)
+
+
+def bernoulli_u8(key, images_u8):
+    """x ~ Bernoulli(v / 255) per uint8 pixel v, as float32 {0, 1}.
+
+    Each 32-bit threefry word serves two pixels (its low and high 16 bits): pixel i is 1 when
+    u_i < v_i·65536/255 with u_i uniform on {0, …, 65535}. That is half the random bits of a float32
+    uniform per pixel and no uint8 → float conversion of the image, and it made the dynamic
+    binarization 3x cheaper per training step on CPU (bench/ablate_step.py). P(x = 1) is exact for
+    v = 0 and v = 255 and within 1/65536 of v/255 otherwise.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from vae_jax import prng
+
+    flat = images_u8.reshape(-1)
+    n = flat.shape[0]
+    if n % 2:
+        flat = jnp.pad(flat, (0, 1))
+    half = flat.shape[0] // 2
+    words = jax.lax.bitcast_convert_type(prng.bits(key, (half,)), jnp.int32)
+    shifts = jnp.array([0, 16], jnp.int32)[:, None]
+    u = (jax.lax.shift_right_logical(words[None, :], shifts) & 0xFFFF).astype(jnp.float32)
+    threshold = flat.reshape(2, half).astype(jnp.int32).astype(jnp.float32) * (65536.0 / 255.0)
+    x = (u < threshold).astype(jnp.float32).reshape(-1)
+    return x[:n].reshape(images_u8.shape)

@@ -22,7 +22,7 @@ import numpy as np
 from vae_jax import data as data_lib
 from vae_jax import distributions as D
 from vae_jax import evaluate as eval_lib
-from vae_jax import models
+from vae_jax import models, prng
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 _EPS = 1e-6
@@ -102,7 +102,7 @@ def mutual_information(mean, logvar, key, block: int = 256) -> dict:
     block × N). The estimate is at most log N. Also returns the marginal KL(q(z) ‖ p(z)) =
     rate − I, the part of the rate not explained by information about x."""
     mean, logvar = jnp.asarray(mean), jnp.asarray(logvar)
-    eps = jax.random.normal(key, mean.shape, mean.dtype)
+    eps = prng.normal(key, mean.shape, mean.dtype)
     z = mean + jnp.exp(0.5 * logvar) * eps
     # log q(z_i|x_i) at the same z_i as log q(z_i) (not the closed-form entropy): the two terms
     # are then strongly correlated and their difference has far less Monte-Carlo noise; a

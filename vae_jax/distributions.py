@@ -24,6 +24,8 @@ import distrax
 import jax
 import jax.numpy as jnp
 
+from vae_jax import prng
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -45,7 +47,7 @@ def std_normal_log_prob(z):
 def reparameterize(key, mean, logvar, num_samples: int | None = None):
     """z = μ + σ·ε with ε ~ N(0, I) drawn from ``key``; optional leading sample axis."""
     shape = mean.shape if num_samples is None else (num_samples,) + mean.shape
-    eps = jax.random.normal(key, shape, mean.dtype)
+    eps = prng.normal(key, shape, mean.dtype)
     return mean + jnp.exp(0.5 * logvar) * eps
 
 

@@ -24,12 +24,13 @@ import numpy as np
 from vae_jax import data as data_lib
 from vae_jax import distributions as D
 from vae_jax import evaluate as eval_lib
+from vae_jax import prng
 from vae_jax.models import likelihood_of
 
 
 def log_weights(model, params, x, mean, logvar, key, num_samples: int):
     """log p(x|z) + log p(z) − log q(z|x) for ``num_samples`` z ~ q(z|x): [num_samples, B]."""
-    eps = jax.random.normal(key, (num_samples,) + mean.shape, mean.dtype)
+    eps = prng.normal(key, (num_samples,) + mean.shape, mean.dtype)
     z = mean + jnp.exp(0.5 * logvar) * eps                                   # [S, B, n]
     flat = z.reshape((-1, z.shape[-1]))                                       # one decoder call
     lik_params = model.apply({"params": params}, flat, method="decode")
