@@ -51,6 +51,9 @@ BAD = [
                                          "model.likelihood": "bernoulli"}), "model.likelihood", "'gaussian'"),
     ("bernoulli_on_unbinarized", _set(**{"data.binarization": "none"}), "model.likelihood", "'dynamic'"),
     ("bundled_not_mnist", _set(**{"data.name": "cifar10"}), "data.name", "'mnist'"),
+    ("momentum_one", _set(**{"optim.name": "sgd", "optim.momentum": 1.0}), "optim.momentum", "< 1"),
+    ("unknown_offset_init", _set(**{"model.offset_init": "pca"}), "model.offset_init", "'data_mean'"),
+    ("offset_init_on_vae", _set(**{"model.offset_init": "data_mean"}), "model.offset_init", "'linear_ae_orth'"),
 ]
 
 

@@ -26,6 +26,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.likelihood = "bernoulli"
     c.model.sigma = 1.0            # fixed σ of the 'gaussian' likelihood
     c.model.min_log_sigma = -4.6   # floor of the learned log σ ('gaussian_learned'); log(0.01)
+    c.model.offset_init = "zeros"  # linear_ae_orth: 'zeros' | 'data_mean' (b starts at the training mean)
     c.model.net = "mlp"            # mlp | conv (conv: two stride-2 convs; H and W divisible by 4)
     c.model.conv_channels = (32, 64)  # conv: channels of the encoder convs (decoder mirrors them)
 
@@ -52,6 +53,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.optim.b1 = 0.9               # Adam moments and ε
     c.optim.b2 = 0.999
     c.optim.eps = 1e-8
+    c.optim.momentum = 0.9         # sgd: heavy-ball momentum (0: plain gradient descent)
+    c.optim.nesterov = False       # sgd: Nesterov's form of the momentum
     c.optim.stage_epochs = ()      # () constant lr; (e0, e1, ...): stage i has e_i epochs at
     c.optim.stage_decay = 1.0      #   learning_rate·stage_decay^i (IWAE paper: 3^i, 10^(-1/7))
 

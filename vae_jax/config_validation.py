@@ -70,6 +70,11 @@ def validate(cfg) -> None:
     _positive_int(cfg, "data.test_subset", allow_zero=True)
     # model
     _choice(cfg, "model.kind", models.MODEL_KINDS)
+    if "offset_init" in cfg.model:
+        _choice(cfg, "model.offset_init", ("zeros", "data_mean"))
+        if cfg.model.offset_init != "zeros" and cfg.model.kind != "linear_ae_orth":
+            raise ConfigError(f"model.offset_init: {cfg.model.offset_init!r} applies to model.kind="
+                              f"'linear_ae_orth' only (got {cfg.model.kind!r}); use 'zeros'")
     if cfg.model.kind == "linear_ae_orth" and cfg.model.likelihood != "gaussian":
         raise ConfigError(f"model.likelihood: {cfg.model.likelihood!r} does not apply to model.kind="
                           "'linear_ae_orth' (x̂ = UUᵀx is a mean); choose one of ['gaussian']")
@@ -109,6 +114,10 @@ def validate(cfg) -> None:
         for f in ("b1", "b2"):
             _number(cfg, f"optim.{f}", low=0, high=1)
         _number(cfg, "optim.eps", low=0, low_inclusive=False)
+    if "momentum" in cfg.optim:
+        _number(cfg, "optim.momentum", low=0)
+        if cfg.optim.momentum >= 1:
+            raise ConfigError(f"optim.momentum: {cfg.optim.momentum!r} must be < 1")
     # train
     _positive_int(cfg, "train.epochs")
     _positive_int(cfg, "train.batch_size")

@@ -54,7 +54,7 @@ def make_optimizer(cfg, steps_per_epoch: int | None = None) -> optax.GradientTra
     elif cfg.name == "adamw":
         tx = optax.adamw(lr, weight_decay=cfg.weight_decay)
     elif cfg.name == "sgd":
-        tx = optax.sgd(lr, momentum=0.9)
+        tx = optax.sgd(lr, momentum=cfg.get("momentum", 0.9) or None, nesterov=cfg.get("nesterov", False))
     else:
         raise ValueError(f"optim.name: {cfg.name!r} is not one of {list(config_validation.OPTIMIZERS)}")
     if cfg.grad_clip_norm:
@@ -92,6 +92,9 @@ def make_train_step(model, config):
     objective = objectives.get_objective(config.objective.name)
     obj_cfg, binarization = config.objective, config.data.binarization
     skip_nonfinite = config.train.nan_policy == "skip"
+    # A model whose parametrization has a redundant scale may offer ``retract(params)``: a change
+    # of the raw parameters that leaves the model's function unchanged, applied after each update.
+    retract = getattr(model, "retract", None)
 
     def loss_fn(params, x, key, step):
         return objective(model, params, x, key, step, obj_cfg)
@@ -101,6 +104,8 @@ def make_train_step(model, config):
         x = data_lib.to_float(batch_u8, binarization, k_bin)
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, k_obj, state.step)
         new = state.apply_gradients(grads=grads)
+        if retract is not None:
+            new = new.replace(params=retract(new.params))
         finite = jnp.isfinite(loss) & _tree_all_finite(new.params)
         metrics = dict(metrics, finite=finite.astype(jnp.float32))
         if skip_nonfinite:
@@ -209,6 +214,9 @@ def _train(config, workdir, ds) -> dict:
     model = models.build_model(config.model, ds.image_shape)
     state = create_state(config, model, keys["init"], ds.image_shape,
                          len(ds.train_images) // config.train.batch_size)
+    if config.model.get("offset_init", "zeros") == "data_mean":
+        mean = np.mean(ds.train_images, axis=0, dtype=np.float64) / 255.0
+        state = state.replace(params=model.init_offset(state.params, mean))
     ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
     workdir_lib.check_free_space(workdir, checkpointing.nbytes(state), ckpt.max_to_keep)
     start_epoch = 0

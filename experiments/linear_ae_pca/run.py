@@ -36,11 +36,15 @@ def make_config(args, kind: str, n: int):
         c.data.dir = args.data_dir
     c.model.kind = kind
     c.model.latent_dim = n
+    c.model.offset_init = args.offset_init if kind == "linear_ae_orth" else "zeros"
+    c.optim.name = args.optimizer
     c.optim.learning_rate = args.lr
+    c.optim.momentum = args.momentum
     c.optim.stage_epochs = tuple(args.stage_epochs)
     c.optim.stage_decay = args.stage_decay
     c.train.epochs = int(sum(args.stage_epochs))
-    c.train.batch_size = args.batch_size
+    # 0: the whole training set as one batch, so each epoch is one exact gradient step
+    c.train.batch_size = args.batch_size or len(data_lib.load(c.data).train_images)
     c.train.eval_every = c.train.epochs
     c.train.checkpoint_every = c.train.epochs
     c.train.progress = False
@@ -66,10 +70,15 @@ def main():
     p.add_argument("--data-dir", default=os.environ.get("VAE_JAX_DATA_DIR", ""))
     p.add_argument("--kinds", default="linear_ae_orth,linear_ae")
     p.add_argument("--latents", default="2,10,50")
-    p.add_argument("--lr", type=float, default=1e-2)
-    p.add_argument("--stage-epochs", type=int, nargs="+", default=[8, 8, 8, 8])
-    p.add_argument("--stage-decay", type=float, default=0.3)
-    p.add_argument("--batch-size", type=int, default=1000)
+    p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
+    p.add_argument("--offset-init", default="data_mean", choices=["zeros", "data_mean"],
+                   help="linear_ae_orth: where b starts (U always starts random orthonormal)")
+    p.add_argument("--lr", type=float, default=0.7)
+    p.add_argument("--momentum", type=float, default=0.93, help="sgd only (heavy ball)")
+    p.add_argument("--stage-epochs", type=int, nargs="+", default=[500],
+                   help="epochs per learning-rate stage (sum = epochs)")
+    p.add_argument("--stage-decay", type=float, default=1.0)
+    p.add_argument("--batch-size", type=int, default=0, help="0: the whole training set (full-batch steps)")
     p.add_argument("--runs", default=os.path.join(ROOT, "runs", "linear_ae_pca"))
     p.add_argument("--out", default=HERE)
     p.add_argument("--tiny", action="store_true", help="bundled data, few epochs (a smoke test)")
@@ -90,8 +99,11 @@ def main():
             if pca is None:
                 pca, pca_seconds = cached_pca(x, os.path.join(args.runs, "pca.npz"))
             row = dict(pca_lib.compare(model, params, x, pca), kind=kind, epochs=config.train.epochs,
-                       train_seconds=train_seconds, lr=args.lr, stage_epochs=list(args.stage_epochs),
-                       stage_decay=args.stage_decay, batch_size=args.batch_size, pca_svd_seconds=pca_seconds)
+                       train_seconds=train_seconds, optimizer=args.optimizer, lr=args.lr,
+                       offset_init=config.model.offset_init,
+                       momentum=args.momentum if args.optimizer == "sgd" else None,
+                       stage_epochs=list(args.stage_epochs), stage_decay=args.stage_decay,
+                       batch_size=config.train.batch_size, pca_svd_seconds=pca_seconds)
             print(json.dumps(row), flush=True)
             with open(rows_path, "a") as f:   # one line per finished model: results survive a kill
                 f.write(json.dumps(row) + "\n")
