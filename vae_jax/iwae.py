@@ -42,6 +42,13 @@ def log_weights(model, params, x, mean, logvar, key, num_samples: int):
     return log_px_z + log_pz - log_qz
 
 
+# Decoder rows per chunk. The chunk's logits ([rows, 784] float32) are written by the last matmul and
+# read again by the log-likelihood: at 10,000 rows (31 MB) they stay in this CPU's 32 MB L3 cache,
+# at 50,000 (157 MB) they go to memory. k=5000 on 100 test images: 173.7 GFLOP/s at 10,000 rows
+# against 87.9 at 50,000 (1,000 rows: 155.6), same run, 2-core CPU.
+DECODER_ROWS = 10_000
+
+
 @functools.partial(jax.jit, static_argnames=("model", "num_samples", "chunk"))
 def iwae_batch(model, params, x, key, num_samples: int, chunk: int):
     """Per-example (L_k, mean log-weight) for a batch x [B, ...]; k = num_samples in chunks."""
@@ -76,12 +83,12 @@ def iwae_dataset(model, params, x: np.ndarray, key, num_samples: int = 5000, bat
                  chunk: int | None = None, progress: bool = True) -> dict:
     """L_k over a float dataset x [N, ...] (e.g. from ``evaluation_inputs``), averaged over N.
 
-    ``chunk`` defaults to the largest divisor of k with chunk·batch ≤ 50,000 decoder rows."""
+    ``chunk`` defaults to the largest divisor of k with chunk·batch ≤ ``DECODER_ROWS``."""
     if not model.is_vae:
         raise ValueError("iwae: the importance-weighted bound needs a VAE (model.kind='vae')")
     if chunk is None:
         chunk = max(c for c in range(1, num_samples + 1)
-                    if num_samples % c == 0 and c * batch_size <= max(50_000, batch_size))
+                    if num_samples % c == 0 and c * batch_size <= max(DECODER_ROWS, batch_size))
     n = len(x)
     batches, mask = eval_lib.pad_batches(np.asarray(x), min(batch_size, n))
     bar = None

@@ -133,9 +133,9 @@ def write_table(rows_path, md_path):
              "PCA optimum Σ_{i>n} λ_i | AE / optimum − 1 | epochs | train s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in sorted(rows.values(), key=lambda r: (r["kind"] != "linear_ae_orth", r["latent_dim"])):
-        lines.append(f"| {r['kind']} | {r['latent_dim']} | {r['max_principal_angle']:.4f} | "
-                     f"{r['mean_principal_angle']:.4f} | {r['ae_sq_error']:.4f} | {r['pca_sq_error']:.4f} | "
-                     f"{100 * r['excess_error_ratio']:.3f}% | {r['epochs']} | {r['train_seconds']:.0f} |")
+        lines.append(f"| {r['kind']} | {r['latent_dim']} | {r['max_principal_angle']:.2e} | "
+                     f"{r['mean_principal_angle']:.2e} | {r['ae_sq_error']:.4f} | {r['pca_sq_error']:.4f} | "
+                     f"{100 * r['excess_error_ratio']:+.1e}% | {r['epochs']} | {r['train_seconds']:.0f} |")
     with open(md_path, "w") as f:
         f.write("\n".join(lines) + "\n")
 
