@@ -121,16 +121,9 @@ def main(argv=None):
     import jax
     import numpy as np
 
-    from configs import vae_mnist
-    from vae_jax import data as data_lib, models, train
+    from vae_jax import train
 
-    config = vae_mnist.get_config()
-    config.data.dir, config.data.train_subset = common.data_dir(args.data_dir), args.subset
-    config.train.batch_size = args.batch_size
-    ds = data_lib.load(config.data)
-    model = models.build_model(config.model, ds.image_shape)
-    keys = train.split_keys(0)
-    images = jax.device_put(ds.train_images)
+    config, ds, model, keys, images = common.default_vae(args.data_dir, args.subset, args.batch_size)
     variants = args.variants.split(",")
     epochs, states = {}, {}
     for v in variants:

@@ -119,3 +119,19 @@ def save_result(name: str, result: dict) -> str:
     with open(path, "w") as f:
         json.dump(result, f, indent=1)
     return path
+
+
+def default_vae(data_dir_arg, subset: int, batch_size: int):
+    """The 784-500-20 VAE of configs/vae_mnist.py on the first ``subset`` MNIST training images:
+    (config, dataset, model, keys, images on device)."""
+    import jax
+
+    from configs import vae_mnist
+    from vae_jax import data as data_lib, models, train
+
+    config = vae_mnist.get_config()
+    config.data.dir, config.data.train_subset = data_dir(data_dir_arg), subset
+    config.train.batch_size = batch_size
+    ds = data_lib.load(config.data)
+    model = models.build_model(config.model, ds.image_shape)
+    return config, ds, model, train.split_keys(0), jax.device_put(ds.train_images)

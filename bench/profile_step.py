@@ -34,17 +34,10 @@ def main(argv=None):
     import jax
     from jax.profiler import ProfileData
 
-    from configs import vae_mnist
-    from vae_jax import data as data_lib, models, train
+    from vae_jax import train
 
-    config = vae_mnist.get_config()
-    config.data.dir, config.data.train_subset = common.data_dir(args.data_dir), args.subset
-    config.train.batch_size = args.batch_size
-    ds = data_lib.load(config.data)
-    model = models.build_model(config.model, ds.image_shape)
-    keys = train.split_keys(0)
+    config, ds, model, keys, images = common.default_vae(args.data_dir, args.subset, args.batch_size)
     state = train.create_state(config, model, keys["init"], ds.image_shape)
-    images = jax.device_put(ds.train_images)
     epoch, steps = train.make_train_epoch(model, config, len(images))
     state, m = epoch(state, images, keys["data"], keys["noise"])
     jax.block_until_ready(m)
