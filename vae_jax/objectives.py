@@ -51,8 +51,8 @@ def vae_terms(model, params, x, key):
 
 def _mse(model, x, lik_params):
     # On flat [B, D] arrays and as row sums, like the log-likelihood: the image-shaped form cost
-    # a layout copy and a separate whole-array reduce, ≈ 7% of the training step on CPU; this
-    # form halves that (BENCHMARKS.md, profile-guided changes).
+    # a layout copy and a separate whole-array reduce; this form removes about two thirds of the
+    # metric's cost on CPU (python bench/mse_metric_ab.py).
     xf, pf = D._flatten(x, lik_params, x.ndim - 1)
     d = likelihood_of(model).mean(pf) - xf
     return jnp.mean(jnp.sum(d * d, axis=-1)) / d.shape[-1]
