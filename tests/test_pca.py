@@ -108,6 +108,10 @@ def _uint8_data(n=2000, seed=0):
     return np.round(x * 255).astype(np.uint8).reshape((n,) + SHAPE)
 
 
+class _NoRetraction(models.OrthLinearAE):
+    retract = None  # the trainer skips a model without a retraction
+
+
 def _full_batch_trainer_run(images, retract: bool, steps=600):
     from vae_jax import train
     c = config_base.base_config()
@@ -118,7 +122,7 @@ def _full_batch_trainer_run(images, retract: bool, steps=600):
     config_validation.validate(c)
     model = models.build_model(c.model, SHAPE)
     if not retract:
-        model.__dict__["retract"] = None  # the trainer skips a missing retraction
+        model = _NoRetraction(**{f: getattr(model, f) for f in ("latent_dim", "image_shape", "likelihood")})
     state = train.create_state(c, model, jax.random.PRNGKey(0), SHAPE)
     step = jax.jit(train.make_train_step(model, c))
     batch = jnp.asarray(images)
@@ -142,3 +146,23 @@ def test_trainer_full_batch_momentum_reaches_pca_and_retraction_keeps_scale():
     model, params = _full_batch_trainer_run(images, retract=False)
     assert np.linalg.norm(params["u_raw"], axis=0).min() > 1.5
     assert pca_lib.compare(model, params, x, p)["max_principal_angle"] > out["max_principal_angle"]
+
+
+def test_offset_init_data_mean_in_trainer_and_vmapped_sweep():
+    """model.offset_init='data_mean' starts b at the training mean in both training paths."""
+    from types import SimpleNamespace
+
+    from vae_jax import sweep_vmap, train
+    images = _uint8_data(200)
+    c = config_base.base_config()
+    c.model.kind, c.model.latent_dim, c.model.likelihood = "linear_ae_orth", 3, "gaussian"
+    c.objective.name, c.data.binarization, c.model.offset_init = "ae", "none", "data_mean"
+    config_validation.validate(c)
+    model = models.build_model(c.model, SHAPE)
+    mean = images.reshape(len(images), -1).mean(0) / 255.0
+    state = train.init_from_data(c, model, train.create_state(c, model, jax.random.PRNGKey(0), SHAPE), images)
+    np.testing.assert_allclose(state.params["offset"], mean, rtol=1e-6)
+    ds = SimpleNamespace(image_shape=SHAPE, train_images=images)
+    _, states = sweep_vmap._init_members([c, c], model, ds, 1)
+    for s in states:
+        np.testing.assert_allclose(s.params["offset"], mean, rtol=1e-6)

@@ -32,7 +32,8 @@ def _flat(a):
     return a.reshape(a.shape[0], -1)
 
 
-class CVAE(nn.Module):
+class _Conditional(nn.Module):
+    """Fields and networks of the CVAE and of its regressor baseline (which has no encoder)."""
     encoder_hidden: Sequence[int]
     decoder_hidden: Sequence[int]
     latent_dim: int
@@ -44,15 +45,18 @@ class CVAE(nn.Module):
     is_vae = True
 
     def setup(self):
-        self.encoder = nets.MLPEncoder(self.encoder_hidden, self.latent_dim, 2, self.activation)
+        if self.is_vae:
+            self.encoder = nets.MLPEncoder(self.encoder_hidden, self.latent_dim, 2, self.activation)
         self.decoder = models._DecoderWithScale(self.decoder_hidden, tuple(self.target_shape), self.likelihood,
                                                 self.activation, self.min_log_sigma)
 
-    def encode(self, y, c):
-        return self.encoder(jnp.concatenate([_flat(y), _flat(c)], -1))
-
     def decode(self, z, c):
         return self.decoder(jnp.concatenate([z, _flat(c)], -1))
+
+
+class CVAE(_Conditional):
+    def encode(self, y, c):
+        return self.encoder(jnp.concatenate([_flat(y), _flat(c)], -1))
 
     def __call__(self, y, c, key):
         mean, logvar = self.encode(y, c)
@@ -60,23 +64,13 @@ class CVAE(nn.Module):
         return self.decode(z, c), mean, logvar
 
 
-class Regressor(nn.Module):
-    """The CVAE's decoder network alone, fed z = 0: one deterministic output per condition."""
-    decoder_hidden: Sequence[int]
-    latent_dim: int
-    target_shape: Sequence[int]
-    likelihood: str = "bernoulli"
-    activation: str = "relu"
-    min_log_sigma: float = -4.6
-    sigma: float = 1.0
+class Regressor(_Conditional):
+    """The CVAE's decoder network alone, fed z = 0: one deterministic output per condition
+    (``encoder_hidden`` is unused)."""
     is_vae = False
 
-    def setup(self):
-        self.decoder = models._DecoderWithScale(self.decoder_hidden, tuple(self.target_shape), self.likelihood,
-                                                self.activation, self.min_log_sigma)
-
     def decode(self, z, c):
-        return self.decoder(jnp.concatenate([jnp.zeros_like(z), _flat(c)], -1))
+        return super().decode(jnp.zeros_like(z), c)
 
     def __call__(self, y, c, key=None):
         return self.decode(jnp.zeros((c.shape[0], self.latent_dim), c.dtype), c)
@@ -88,7 +82,7 @@ def build(model_cfg, target_shape, deterministic: bool = False):
                   likelihood=model_cfg.likelihood, activation=model_cfg.activation,
                   min_log_sigma=model_cfg.get("min_log_sigma", -4.6), sigma=model_cfg.get("sigma", 1.0))
     if deterministic:
-        return Regressor(tuple(model_cfg.decoder_hidden), **common)
+        return Regressor((), tuple(model_cfg.decoder_hidden), **common)
     return CVAE(tuple(model_cfg.encoder_hidden), tuple(model_cfg.decoder_hidden), **common)
 
 

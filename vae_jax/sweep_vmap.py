@@ -91,7 +91,9 @@ def _init_members(configs, model, ds, steps_per_epoch):
     """Per-member keys and states exactly as train._train creates them (the base config's tx is
     kept as the static structure; the member's own learning rate is injected in the step)."""
     keys = [train.split_keys(c.seed) for c in configs]
-    states = [train.create_state(configs[0], model, k["init"], ds.image_shape, steps_per_epoch) for k in keys]
+    states = [train.init_from_data(configs[0], model,
+                                   train.create_state(configs[0], model, k["init"], ds.image_shape, steps_per_epoch),
+                                   ds.train_images) for k in keys]
     return keys, [s.replace(tx=states[0].tx) for s in states]  # one static tx: stackable pytrees
 
 

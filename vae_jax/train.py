@@ -77,6 +77,15 @@ def create_state(config, model, key, image_shape, steps_per_epoch: int | None = 
     return state.replace(step=jnp.zeros((), jnp.int32))
 
 
+def init_from_data(config, model, state, train_images_u8):
+    """Data-dependent initial values a config asks for; today ``model.offset_init='data_mean'``
+    (linear_ae_orth's b starts at the training mean). Used by the trainer and the vmapped sweep."""
+    if config.model.get("offset_init", "zeros") != "data_mean":
+        return state
+    mean = np.mean(train_images_u8, axis=0, dtype=np.float64) / 255.0
+    return state.replace(params=model.init_offset(state.params, mean))
+
+
 def _tree_all_finite(tree):
     """Whether every element of ``tree`` is finite, as one NaN/Inf-propagating sum per leaf.
 
@@ -214,9 +223,7 @@ def _train(config, workdir, ds) -> dict:
     model = models.build_model(config.model, ds.image_shape)
     state = create_state(config, model, keys["init"], ds.image_shape,
                          len(ds.train_images) // config.train.batch_size)
-    if config.model.get("offset_init", "zeros") == "data_mean":
-        mean = np.mean(ds.train_images, axis=0, dtype=np.float64) / 255.0
-        state = state.replace(params=model.init_offset(state.params, mean))
+    state = init_from_data(config, model, state, ds.train_images)
     ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
     workdir_lib.check_free_space(workdir, checkpointing.nbytes(state), ckpt.max_to_keep)
     start_epoch = 0
