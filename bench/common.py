@@ -15,9 +15,8 @@ import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-DEFAULT_DATA_DIRS = (os.environ.get("VAE_JAX_DATA_DIR", ""), os.path.join(ROOT, "..", "shared", "data", "mnist"),
-                     "/work/shared/data/mnist")
-SHARED_BENCH_DIRS = (os.path.join(ROOT, "..", "shared", "bench"), "/work/shared/bench")
+DEFAULT_DATA_DIRS = (os.environ.get("VAE_JAX_DATA_DIR", ""), os.path.join(ROOT, "..", "shared", "data", "mnist"))
+SHARED_BENCH_DIRS = (os.path.join(ROOT, "..", "shared", "bench"),)
 RESULTS_DIR = os.environ.get("VAE_JAX_BENCH_RESULTS") or os.path.join(ROOT, "bench", "results")
 if ROOT not in sys.path:  # ``configs`` is a folder of the checkout, not part of the installed package
     sys.path.insert(0, ROOT)

@@ -1,6 +1,6 @@
 """Training throughput of our trainer beside the reference loops, and MFU, measured in one run.
 
-    python bench/train_throughput.py [--data_dir DIR] [--rounds 3] [--torch_python /work/torchenv/bin/python]
+    python bench/train_throughput.py [--data_dir DIR] [--rounds 3] [--torch_python PYTHON_WITH_TORCH]
 
 Each round runs, one after another in fresh processes: our scan epoch at batch 128
 (bench/our_loop.py), the flax-example-style loop (../shared/bench/anchor_flax_example.py) and, when a
@@ -19,7 +19,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TORCH_PYTHONS = ("/work/torchenv/bin/python",)
+# A Python with torch in a side environment: $VAE_JAX_TORCH_PYTHON, else ../torchenv beside the checkout.
+TORCH_PYTHONS = (os.environ.get("VAE_JAX_TORCH_PYTHON", ""), os.path.join(common.ROOT, "..", "torchenv", "bin", "python"))
 
 
 def _torch_python(arg):

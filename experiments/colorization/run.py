@@ -2,7 +2,7 @@
 colour MNIST built from full MNIST (6 equal-luminance palette colours), measures both on the test
 set and copies colorize.json / colorize.md / colorize.png here.
 
-    cd /work/main && nice -n 10 python experiments/colorization/run.py --data_dir=../shared/data/mnist
+    python experiments/colorization/run.py --data_dir=../shared/data/mnist
 """
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 the workdir already holds it), trains the inpainting CVAE of the same sizes, runs every method on
 every mask kind, and copies inpaint.json / inpaint.md / inpaint_*.png here.
 
-    cd /work/main && nice -n 10 python experiments/inpainting/run.py --data_dir=../shared/data/mnist
+    python experiments/inpainting/run.py --data_dir=../shared/data/mnist
 """
 from __future__ import annotations
 
