@@ -1,10 +1,9 @@
 """Random bits and normals with JAX's threefry-2x32, bit for bit, as straight-line code.
 
 On CPU JAX lowers its threefry hash as a rolled five-iteration while-loop (to keep programs
-small). XLA:CPU runs every iteration as separate thunks that copy the whole counter arrays, and
-inside the training step those loops (the binarization bits and the ε of the reparameterization)
-cost about 10% of the step (`python bench/profile_step.py`). Written out as twenty rounds of
-jnp ops, the hash becomes one fused elementwise loop.
+small). XLA:CPU runs every iteration as separate thunks that copy the whole counter arrays.
+Written out as twenty rounds of jnp ops, the hash becomes one fused elementwise loop: 50,176
+words in 45 µs instead of 217 µs (`python bench/random_micro.py`).
 
 ``bits`` and ``normal`` return exactly what ``jax.random.bits`` / ``jax.random.normal`` return for
 the same key (with JAX's default ``jax_threefry_partitionable``); tests/test_prng.py checks that.
