@@ -205,7 +205,8 @@ def to_float(images_u8, binarization: str, key=None):
             raise ValueError("dynamic binarization needs a PRNG key")
         return bernoulli_u8(key, images_u8)
     # Through int32: XLA:CPU converts uint8 → float32 element by element, int32 → float32 in
-    # vector registers (4x faster here, python bench/random_micro.py); the values are identical.
+    # vector registers (0.23 → 0.16 ms per batch of 128 here, python bench/random_micro.py); the
+    # values are identical.
     return images_u8.astype(jnp.int32).astype(jnp.float32) * (1.0 / 255.0)
 
 
@@ -215,7 +216,7 @@ def bernoulli_u8(key, images_u8):
     Each 32-bit threefry word serves two pixels (its low and high 16 bits): pixel i is 1 when
     u_i < v_i·65536/255 with u_i uniform on {0, …, 65535}. That is half the random bits of a float32
     uniform per pixel and no uint8 → float conversion of the image: with vae_jax.prng's threefry,
-    0.69 → 0.09 ms per batch of 128 on CPU (python bench/random_micro.py). P(x = 1) is exact for
+    0.67 → 0.09 ms per batch of 128 on CPU (python bench/random_micro.py). P(x = 1) is exact for
     v = 0 and v = 255 and within 1/65536 of v/255 otherwise.
     """
     import jax

@@ -44,8 +44,8 @@ def log_weights(model, params, x, mean, logvar, key, num_samples: int):
 
 # Decoder rows per chunk. The chunk's logits ([rows, 784] float32) are written by the last matmul and
 # read again by the log-likelihood: at 10,000 rows (31 MB) they stay in this CPU's 32 MB L3 cache,
-# at 50,000 (157 MB) they go to memory. k=5000 on 100 test images: 173.7 GFLOP/s at 10,000 rows
-# against 87.9 at 50,000 (1,000 rows: 155.6), same run, 2-core CPU.
+# at 50,000 (157 MB) they go to memory. k=5000 on 100 test images: 174.0 GFLOP/s at 10,000 rows
+# against 88.1 at 50,000 (python bench/iwae_chunks.py, 2-core CPU).
 DECODER_ROWS = 10_000
 
 

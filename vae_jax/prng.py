@@ -3,7 +3,7 @@
 On CPU JAX lowers its threefry hash as a rolled five-iteration while-loop (to keep programs
 small). XLA:CPU runs every iteration as separate thunks that copy the whole counter arrays.
 Written out as twenty rounds of jnp ops, the hash becomes one fused elementwise loop: 50,176
-words in 45 µs instead of 217 µs (`python bench/random_micro.py`).
+words in 45 µs instead of 220 µs (`python bench/random_micro.py`).
 
 ``bits`` and ``normal`` return exactly what ``jax.random.bits`` / ``jax.random.normal`` return for
 the same key (with JAX's default ``jax_threefry_partitionable``); tests/test_prng.py checks that.
