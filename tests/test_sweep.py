@@ -125,3 +125,26 @@ def test_iwae_table1_schedule_matches_paper():
             assert float(lr(step)) == pytest.approx(1e-3 * 10 ** (-i / 7), rel=1e-6)
         start += 3 ** i
     assert sum(load_config("iwae_table1", "cpu").optim.stage_epochs) == load_config("iwae_table1", "cpu").train.epochs
+
+
+def test_sweep_cli_refuses_a_point_in_use(tmp_path):
+    """A point folder locked by a live run: one line, exit 2, no point of its group trained."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+    from vae_jax import sweep
+    from vae_jax import workdir as workdir_lib
+
+    wd = str(tmp_path / "sweep")
+    points = sweep.expand(load_config("vae_sweep", "tiny"), sweep.load_sweep(SPEC))
+    busy = sweep.point_dir(wd, points[0])
+    os.makedirs(busy)
+    with workdir_lib.lock(busy):
+        r = subprocess.run([sys.executable, "-m", "vae_jax.sweep", f"--config={SPEC}", f"--workdir={wd}",
+                            "--vmap=on"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and err[-1].startswith("error: workdir "), r.stderr[-2000:]
+    assert f"{busy} is in use by pid {os.getpid()}" in err[-1] and "Traceback" not in r.stderr
+    assert not any(os.path.exists(os.path.join(sweep.point_dir(wd, p), name))
+                   for p in points for name in ("config.json", sweep.DONE_FILE))

@@ -1,6 +1,8 @@
-"""Vmapped sweep members equal training each point alone (same init, data order, noise)."""
+"""Vmapped sweep members equal training each point alone (same init, data order, noise); the group
+holds every member's workdir lock while it trains."""
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -71,3 +73,60 @@ def test_choose_rule_and_probe():
     assert sweep_vmap.choose(points, "on") == "vmap"
     speedup = sweep_vmap.probe_speedup(configs, data_lib.load(configs[0].data), steps=4)
     assert 0.05 < speedup < 20
+
+
+def _locked(d) -> bool:
+    from vae_jax import workdir as workdir_lib
+    try:
+        with workdir_lib.lock(d):
+            return False
+    except workdir_lib.WorkdirError:
+        return True
+
+
+def test_group_holds_every_member_lock_while_it_trains_and_writes(tmp_path, monkeypatch):
+    from vae_jax import data as data_lib
+    from vae_jax import run_meta, sweep_vmap
+
+    configs = _member_configs()
+    for c in configs:
+        c.train.epochs = 1
+    dirs = [str(tmp_path / f"m{i}") for i in range(len(configs))]
+    seen = []
+    real_epoch, real_update = sweep_vmap.make_group_epoch, run_meta.update_eval_json
+
+    def make_group_epoch(*a, **k):
+        fn, steps = real_epoch(*a, **k)
+
+        def epoch(*args):
+            seen.append(("train", [_locked(d) for d in dirs]))
+            return fn(*args)
+        return epoch, steps
+
+    def update_eval_json(d, metrics):
+        seen.append(("eval.json", [_locked(d) for d in dirs]))
+        return real_update(d, metrics)
+
+    monkeypatch.setattr(sweep_vmap, "make_group_epoch", make_group_epoch)
+    monkeypatch.setattr(run_meta, "update_eval_json", update_eval_json)
+    sweep_vmap.train_group(configs, dirs, data_lib.load(configs[0].data))
+    assert seen == [("train", [True, True]), ("eval.json", [True, True]), ("eval.json", [True, True])]
+    assert not any(_locked(d) for d in dirs)   # released afterwards
+    assert all(os.path.exists(os.path.join(d, "config.json")) for d in dirs)
+
+
+def test_group_refuses_when_a_member_is_in_use(tmp_path, monkeypatch):
+    from vae_jax import data as data_lib
+    from vae_jax import sweep_vmap
+    from vae_jax import workdir as workdir_lib
+
+    configs = _member_configs()
+    dirs = [str(tmp_path / f"m{i}") for i in range(len(configs))]
+    os.makedirs(dirs[1])
+    monkeypatch.setattr(sweep_vmap, "make_group_epoch", lambda *a, **k: pytest.fail("trained"))
+    in_use = re.escape(f"workdir {dirs[1]} is in use by pid {os.getpid()} ")
+    with workdir_lib.lock(dirs[1]):
+        with pytest.raises(workdir_lib.WorkdirError, match=in_use):
+            sweep_vmap.train_group(configs, dirs, data_lib.load(configs[0].data))
+        assert not os.path.exists(dirs[0]) or os.listdir(dirs[0]) == []   # nor the free member
+        assert sorted(os.listdir(dirs[1])) == ["run.lock"]

@@ -1,4 +1,5 @@
-"""Workdir safety: unwritable or full disks, one run per workdir (lock), a different run refused."""
+"""Workdir safety: unwritable or full disks, one run per workdir (lock, also held by the post-training
+modes), a different run refused."""
 import errno
 import gc
 import json
@@ -226,3 +227,74 @@ def test_cli_flag_overwrite(tmp_path):
     assert "deleting the earlier run (model.latent_dim: 8 -> 4)" in r.stdout
     assert not os.path.exists(tmp_path / "run" / "stale.png")
     assert json.load(open(tmp_path / "run" / "config.json"))["model"]["latent_dim"] == 4
+
+
+# ---------------------------------------------------------------------------- post-training modes
+def _locked_elsewhere(workdir) -> bool:
+    """Whether a fresh lock() on ``workdir`` is refused (held by any process, this one included)."""
+    try:
+        with workdir_lib.lock(str(workdir)):
+            return False
+    except WorkdirError:
+        return True
+
+
+def _hold_in_subprocess(workdir):
+    """A real process holding the workdir lock until its stdin is closed."""
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from vae_jax import workdir as w\n"
+         "with w.lock(sys.argv[1]):\n print('locked', flush=True); sys.stdin.read()", str(workdir)],
+        cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_post_training_modes_refuse_a_locked_workdir_and_run_after_release(tmp_path, capsys, monkeypatch):
+    from vae_jax.tasks import common
+
+    workdir = tmp_path / "run"
+    assert _run(_cfg(), workdir, capsys)[0] is None
+    recorded = {f: (workdir / f).read_bytes() for f in ("config.json", "run_meta.json", "eval.json")}
+    modes = [m for m in main_lib.MODES if m not in main_lib.CLAIMING_MODES]
+    assert {"evaluate", "interpolate", "latents", "inpaint", "colorize"} <= set(modes)
+    holder = _hold_in_subprocess(workdir)
+    try:
+        for mode in modes:
+            try:
+                main_lib.run_mode(mode, _cfg(), str(workdir))
+                code = None
+            except SystemExit as e:
+                code = e.code
+            err = capsys.readouterr().err.strip().splitlines()
+            assert code == 2 and len(err) == 1, (mode, err)
+            assert f"workdir {workdir} is in use by pid {holder.pid}" in err[0], (mode, err)
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    assert not os.path.exists(workdir / "latents.json")
+
+    seen = []
+    real_finish = common.finish
+
+    def finish(wd):  # the mode's last writes happen with the lock still held
+        seen.append(_locked_elsewhere(wd))
+        return real_finish(wd)
+
+    monkeypatch.setattr(common, "finish", finish)
+    main_lib.run_mode("latents", _cfg(), str(workdir))
+    assert seen == [True]
+    assert os.path.exists(workdir / "latents.json")
+    assert not os.path.exists(workdir / "run.lock")
+    # The run's own records are read, never rewritten.
+    assert {f: (workdir / f).read_bytes() for f in recorded} == recorded
+
+
+def test_claim_inside_a_hold_reuses_its_lock(tmp_path):
+    """inpaint trains the VAE it then uses, colorize claims its workdir: inside the mode's hold
+    these claims must neither refuse nor release the lock."""
+    workdir = str(tmp_path / "run")
+    with workdir_lib.hold(workdir):
+        with run_meta.open_workdir(workdir, _cfg(), {}):
+            assert _locked_elsewhere(workdir)
+        assert os.path.exists(os.path.join(workdir, "run.lock")) and _locked_elsewhere(workdir)
+    assert not os.path.exists(os.path.join(workdir, "run.lock")) and not _locked_elsewhere(workdir)

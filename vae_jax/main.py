@@ -29,6 +29,10 @@ flags.DEFINE_integer("iwae_k", None, "--mode=evaluate: importance samples per te
                      "(overrides config eval.iwae_k, default 5000).")
 # Modes that read the trained run's own config.json, so --config is optional for them.
 CONFIG_OPTIONAL_MODES = ("evaluate",)
+# Modes that claim the workdir themselves (probe, lock, same-config check, config.json). The others
+# add files to a trained run, so run_mode only holds its lock: they refuse while that run is still
+# training, and two of them cannot write the same eval.json or report at once.
+CLAIMING_MODES = ("train",)
 
 
 flags.DEFINE_enum("on_config_mismatch", "refuse", ["refuse", "overwrite", "resume"],
@@ -57,7 +61,11 @@ def run_mode(mode: str, config, workdir: str):
         if mode not in MODES:
             raise ConfigError(f"--mode: {mode!r} is not one of {sorted(MODES)}")
         module, fn = MODES[mode].split(":")
-        return getattr(importlib.import_module(module), fn)(config, workdir)
+        run = getattr(importlib.import_module(module), fn)
+        if mode in CLAIMING_MODES:
+            return run(config, workdir)
+        with workdir_lib.hold(workdir):
+            return run(config, workdir)
     except (ConfigError, DataError, workdir_lib.WorkdirError) as e:
         fail(e, EXIT_BAD_INPUT)
     except NonFiniteError as e:

@@ -37,17 +37,30 @@ def _write_json_atomic(path: str, obj) -> None:
 def open_workdir(workdir: str, config, data_meta: dict):
     """Claims ``workdir`` (write probe, lock held until the body exits, same-config check: see
     vae_jax/workdir.py), then records config.json and run_meta.json for this run."""
-    import jax
+    with open_workdirs([workdir], [config], data_meta):
+        yield workdir
 
+
+@contextlib.contextmanager
+def open_workdirs(workdirs, configs, data_meta: dict):
+    """open_workdir for the runs of a vmapped sweep group: nothing is recorded in any of them until
+    all are claimed, so a refusal of one leaves the others as they were."""
     from vae_jax import workdir as workdir_lib
 
-    with workdir_lib.claim(workdir, config_to_dict(config), data_meta):
-        _write_json_atomic(os.path.join(workdir, "config.json"), config_to_dict(config))
-        meta = {"data": data_meta, "seed": config.seed, "versions": versions(),
-                "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
-                "command": sys.argv, "started": datetime.datetime.now().isoformat(timespec="seconds")}
-        _write_json_atomic(os.path.join(workdir, "run_meta.json"), meta)
-        yield workdir
+    with workdir_lib.claim_all(workdirs, [config_to_dict(c) for c in configs], data_meta):
+        for d, c in zip(workdirs, configs):
+            _record(d, c, data_meta)
+        yield list(workdirs)
+
+
+def _record(workdir: str, config, data_meta: dict) -> None:
+    import jax
+
+    _write_json_atomic(os.path.join(workdir, "config.json"), config_to_dict(config))
+    meta = {"data": data_meta, "seed": config.seed, "versions": versions(),
+            "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+            "command": sys.argv, "started": datetime.datetime.now().isoformat(timespec="seconds")}
+    _write_json_atomic(os.path.join(workdir, "run_meta.json"), meta)
 
 
 def update_eval_json(workdir: str, metrics: dict) -> dict:

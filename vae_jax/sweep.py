@@ -272,6 +272,7 @@ def main(argv):
     from absl import logging
 
     from vae_jax import parallel, sweep_report
+    from vae_jax import workdir as workdir_lib
 
     logging.set_verbosity(logging.WARNING)
     flags_ = sys.modules[__name__].FLAGS
@@ -296,7 +297,7 @@ def main(argv):
                 return
         out = sweep_report.collect(flags_.workdir)
         print(f"results: {out['csv']}, report: {out['html']}")
-    except ConfigError as e:
+    except (ConfigError, workdir_lib.WorkdirError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
 

@@ -99,7 +99,14 @@ def _init_members(configs, model, ds, steps_per_epoch):
 
 def train_group(configs, workdirs, ds) -> list[dict]:
     """Trains the configs of one vmap group, each into its own workdir; returns final metrics.
-    Members that resume from different epochs train in sub-groups by start epoch."""
+    Members that resume from different epochs train in sub-groups by start epoch. Every member's
+    workdir is claimed (run_meta.open_workdirs) before anything is computed and stays locked until
+    the last result is written; one member in use by a live run refuses the whole group."""
+    with run_meta.open_workdirs(workdirs, configs, ds.meta):  # writes config.json and run_meta.json
+        return _train_group(configs, workdirs, ds)
+
+
+def _train_group(configs, workdirs, ds) -> list[dict]:
     base = configs[0]
     model = models.build_model(base.model, ds.image_shape)
     steps_per_epoch = len(ds.train_images) // base.train.batch_size
@@ -125,9 +132,6 @@ def train_group(configs, workdirs, ds) -> list[dict]:
 
 def _train_members(configs, workdirs, keys, states, start_epoch, model, ds) -> list[dict]:
     base, m = configs[0], len(configs)
-    for c, d in zip(configs, workdirs):
-        with run_meta.open_workdir(d, c, ds.meta):  # writes config.json and run_meta.json
-            pass
     epoch_fn, steps = make_group_epoch(model, base, len(ds.train_images))
     sharding = parallel.member_sharding(m)
     stacked = parallel.shard_members(_stack(states), sharding)

@@ -14,6 +14,10 @@
 
 Anything that fails raises ``WorkdirError`` (one line naming the path and what to do) and leaves
 the workdir as it was. ``check_free_space`` is called once the size of a checkpoint is known.
+
+``hold(workdir)`` is steps 1 and 2 alone, for the modes that only read a trained run and add
+files to it (evaluate, interpolate, ...). ``claim_all`` claims the workdirs of a vmapped sweep group
+together: all are locked before any is checked, so one in use leaves every one of them as it was.
 """
 from __future__ import annotations
 
@@ -207,18 +211,57 @@ def check_same_run(workdir: str, new_config: dict, data_meta: dict, policy: str)
                        "or --on_config_mismatch=overwrite to delete it")
 
 
+# Workdirs this process holds through hold(). A claim inside a hold of the same workdir reuses the
+# lock: inpaint trains the VAE it then uses, colorize claims the workdir its mode already holds.
+# lock() alone does not register, so a second lock() in this process still refuses.
+_held: set[str] = set()
+
+
 @contextlib.contextmanager
-def claim(workdir: str, new_config: dict, data_meta: dict, policy: str | None = None):
-    """Probe, lock and same-run check; the lock is held until the body exits. In a multi-host
-    run (jax.distributed) process 0 owns the workdir; the others only probe it."""
+def hold(workdir: str):
+    """Write probe and lock, no same-run check and nothing written; the lock is held until the body
+    exits. In a multi-host run (jax.distributed) process 0 owns the workdir; the others only probe."""
     import jax
 
     probe_writable(workdir)
-    if jax.process_index() != 0:
+    key = os.path.realpath(workdir)
+    if key in _held or jax.process_index() != 0:
         yield workdir
         return
     with lock(workdir):
-        check_same_run(workdir, new_config, data_meta, policy or on_config_mismatch)
+        _held.add(key)
+        try:
+            yield workdir
+        finally:
+            _held.discard(key)
+
+
+@contextlib.contextmanager
+def hold_all(workdirs):
+    """hold() of every workdir, or of none: a refusal releases those already taken."""
+    with contextlib.ExitStack() as stack:
+        for d in workdirs:
+            stack.enter_context(hold(d))
+        yield list(workdirs)
+
+
+@contextlib.contextmanager
+def claim_all(workdirs, new_configs, data_meta: dict, policy: str | None = None):
+    """claim() of several workdirs (one config each): every lock is taken before the first same-run
+    check, so a workdir in use refuses them all before 'overwrite' could delete any run's files."""
+    import jax
+
+    with hold_all(workdirs):
+        if jax.process_index() == 0:
+            for d, c in zip(workdirs, new_configs):
+                check_same_run(d, c, data_meta, policy or on_config_mismatch)
+        yield list(workdirs)
+
+
+@contextlib.contextmanager
+def claim(workdir: str, new_config: dict, data_meta: dict, policy: str | None = None):
+    """Probe, lock and same-run check; the lock is held until the body exits."""
+    with claim_all([workdir], [new_config], data_meta, policy):
         yield workdir
 
 
