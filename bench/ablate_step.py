@@ -70,6 +70,10 @@ def make_variant_epoch(model, config, n_train, variant):
     def loss_fn(params, x, key, step):
         if variant == "fused_elbo":
             return fused_elbo(params, x, key)
+        if variant == "bf16_compute":  # profile only: mixed precision (bf16 operands, f32 master weights)
+            p16 = jax.tree.map(lambda p: p.astype(jnp.bfloat16), params)
+            loss, metrics = objective(model, p16, x.astype(jnp.bfloat16), key, step, obj_cfg)
+            return loss.astype(jnp.float32), {k: v.astype(jnp.float32) for k, v in metrics.items()}
         loss, metrics = objective(model, params, x, key, step, obj_cfg)
         if variant == "no_mse":
             metrics = {k: v for k, v in metrics.items() if k != "mse"}
@@ -106,7 +110,8 @@ def make_variant_epoch(model, config, n_train, variant):
 
 
 VARIANTS = ("trainer", "copy", "no_mse", "no_finite", "finite_sum0", "bits16", "bits8", "halves16",
-            "philox_bin", "no_binarize", "fused_elbo", "sgd_profile", "unroll2", "unroll4", "float_images")
+            "philox_bin", "no_binarize", "fused_elbo", "sgd_profile", "unroll2", "unroll4", "float_images",
+            "bf16_compute")
 
 
 def main(argv=None):
