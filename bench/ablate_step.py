@@ -83,17 +83,20 @@ def make_variant_epoch(model, config, n_train, variant):
         k_bin, k_obj = jax.random.split(jax.random.fold_in(noise_key, state.step))
         x = to_float(batch_u8, k_bin)
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, k_obj, state.step)
+        if variant == "sgd_profile":  # profile only: what the Adam update costs
+            new = state.replace(step=state.step + 1,
+                                params=jax.tree.map(lambda p, g: p - 1e-4 * g, state.params, grads))
+        else:
+            new = state.apply_gradients(grads=grads)
         if variant == "no_finite":
             finite = jnp.isfinite(loss)
         elif variant == "finite_sum0":  # one NaN-propagating reduction instead of isfinite per leaf
             finite = jnp.isfinite(loss + sum(jnp.sum(g * 0.0) for g in jax.tree.leaves(grads)))
-        else:
-            finite = jnp.isfinite(loss) & train._tree_all_finite(grads)
-        metrics = dict(metrics, finite=finite.astype(jnp.float32))
-        if variant == "sgd_profile":  # profile only: what the Adam update costs
-            return state.replace(step=state.step + 1, params=jax.tree.map(lambda p, g: p - 1e-4 * g,
-                                                                          state.params, grads)), metrics
-        return state.apply_gradients(grads=grads), metrics
+        elif variant == "finite_grads":  # the earlier check: isfinite over every gradient leaf
+            finite = jnp.isfinite(loss) & jnp.all(jnp.array([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)]))
+        else:  # as the trainer: one sum per leaf of the updated parameters
+            finite = jnp.isfinite(loss) & train._tree_all_finite(new.params)
+        return new, dict(metrics, finite=finite.astype(jnp.float32))
 
     @functools.partial(jax.jit, donate_argnums=(0,))
     def epoch(state, images_u8, epoch_key, noise_key):
@@ -111,7 +114,7 @@ def make_variant_epoch(model, config, n_train, variant):
 
 VARIANTS = ("trainer", "copy", "no_mse", "no_finite", "finite_sum0", "bits16", "bits8", "halves16",
             "philox_bin", "no_binarize", "fused_elbo", "sgd_profile", "unroll2", "unroll4", "float_images",
-            "bf16_compute")
+            "bf16_compute", "finite_grads")
 
 
 def main(argv=None):
