@@ -31,6 +31,7 @@ bench: env
 	$(PY) bench/time_to_nats.py --data_dir $(MNIST_DIR) --config configs/vae_mnist.py --epochs 2 --target 0
 	$(PY) bench/iwae_throughput.py --data_dir $(MNIST_DIR)
 	$(PY) bench/sweep_speedup.py --data_dir $(MNIST_DIR)
+	$(PY) bench/step_cost_model.py --data_dir $(MNIST_DIR)
 
 clean:
 	rm -rf runs .pytest_cache

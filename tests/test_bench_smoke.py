@@ -7,6 +7,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "bench"))
 
 import flops  # noqa: E402
+import step_cost_model  # noqa: E402
 import time_to_nats  # noqa: E402
 from configs import vae_mnist  # noqa: E402
 from vae_jax import models  # noqa: E402
@@ -38,3 +39,9 @@ def test_matmul_peak_is_a_rate():
 def test_time_to_nats_parses_the_cli_lines(line, expected):
     m = time_to_nats._TEST.search(line)
     assert (m is None) if expected is None else ((int(m.group(1)), float(m.group(3))) == expected)
+
+
+def test_step_cost_fit_recovers_fixed_and_per_example_cost():
+    sizes = [8, 16, 32, 64, 128, 256]
+    fixed, per_ex = step_cost_model.fit_line(sizes, [1.4 + 0.033 * b + (0.01 if b == 64 else 0.0) for b in sizes])
+    assert fixed == pytest.approx(1.4, abs=0.01) and per_ex == pytest.approx(0.033, abs=1e-4)
