@@ -15,7 +15,6 @@ import functools
 import json
 import os
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
@@ -127,7 +126,6 @@ def main(argv=None):
     args = p.parse_args(argv)
 
     import jax
-    import numpy as np
 
     from vae_jax import train
 
@@ -139,18 +137,7 @@ def main(argv=None):
         states[v] = train.create_state(config, model, keys["init"], ds.image_shape)
         states[v], m = epochs[v](states[v], images, keys["data"], keys["noise"])  # compile + warm up
         jax.block_until_ready(m)
-    # Wall time and process CPU time (all threads): on a shared, oversubscribed machine the CPU
-    # time of the work is the steadier of the two. The order is shuffled every round so that no
-    # variant always runs right after the same neighbour.
-    times, cpu = {v: [] for v in variants}, {v: [] for v in variants}
-    order_rng = np.random.default_rng(0)
-    for r in range(args.rounds):
-        for v in order_rng.permutation(variants):
-            t, c = time.perf_counter(), time.process_time()
-            states[v], m = epochs[v](states[v], images, jax.random.fold_in(keys["data"], r), keys["noise"])
-            jax.block_until_ready(m)
-            times[v].append(time.perf_counter() - t)
-            cpu[v].append(time.process_time() - c)
+    times, cpu = common.time_epochs_round_robin(epochs, states, images, keys, args.rounds)
     n_ex = (len(images) // args.batch_size) * args.batch_size
     base, base_cpu = common.median(times[variants[0]]), common.median(cpu[variants[0]])
     result = {}

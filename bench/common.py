@@ -134,3 +134,24 @@ def default_vae(data_dir_arg, subset: int, batch_size: int):
     ds = data_lib.load(config.data)
     model = models.build_model(config.model, ds.image_shape)
     return config, ds, model, train.split_keys(0), jax.device_put(ds.train_images)
+
+
+def time_epochs_round_robin(epochs: dict, states: dict, images, keys, rounds: int):
+    """Runs ``epochs[name](states[name], images, epoch_key, noise_key)`` for every name, ``rounds``
+    times, the order shuffled every round so that no variant always follows the same neighbour;
+    ``states`` is updated in place. Returns per-epoch wall and process CPU seconds (all threads)
+    for each name: on a shared machine the CPU time of the work is the steadier of the two."""
+    import jax
+    import numpy as np
+
+    wall, cpu = {n: [] for n in epochs}, {n: [] for n in epochs}
+    order_rng = np.random.default_rng(0)
+    for r in range(rounds):
+        for n in order_rng.permutation(list(epochs)):
+            t, c = time.perf_counter(), time.process_time()
+            states[n], m = epochs[n](states[n], images, jax.random.fold_in(keys["data"], r + 1), keys["noise"])
+            jax.block_until_ready(m)
+            wall[n].append(time.perf_counter() - t)
+            cpu[n].append(time.process_time() - c)
+    return wall, cpu
+

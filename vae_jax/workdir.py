@@ -237,21 +237,15 @@ def hold(workdir: str):
 
 
 @contextlib.contextmanager
-def hold_all(workdirs):
-    """hold() of every workdir, or of none: a refusal releases those already taken."""
+def claim_all(workdirs, new_configs, data_meta: dict, policy: str | None = None):
+    """claim() of several workdirs (one config each): every lock is taken before the first same-run
+    check, so a workdir in use refuses them all before 'overwrite' could delete any run's files
+    (a refusal releases the locks already taken)."""
+    import jax
+
     with contextlib.ExitStack() as stack:
         for d in workdirs:
             stack.enter_context(hold(d))
-        yield list(workdirs)
-
-
-@contextlib.contextmanager
-def claim_all(workdirs, new_configs, data_meta: dict, policy: str | None = None):
-    """claim() of several workdirs (one config each): every lock is taken before the first same-run
-    check, so a workdir in use refuses them all before 'overwrite' could delete any run's files."""
-    import jax
-
-    with hold_all(workdirs):
         if jax.process_index() == 0:
             for d, c in zip(workdirs, new_configs):
                 check_same_run(d, c, data_meta, policy or on_config_mismatch)
