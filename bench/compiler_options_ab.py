@@ -7,13 +7,13 @@ Lowers the trainer's jitted scan epoch (``vae_jax.train.make_train_epoch``) once
 once per variant with different per-executable ``compiler_options`` (no process-wide XLA_FLAGS, so
 every variant runs in the same process and sees the same machine), then times the executables
 round-robin in a shuffled order and prints, per variant, the median wall and process CPU time per
-epoch relative to the first variant, and whether its trained parameters equal the first variant's
-bit for bit (an option that changes the numbers is reported, not hidden).
+epoch relative to the first variant, whether its trained parameters equal the first variant's
+bit for bit (an option that changes the numbers is reported, not hidden), and whether XLA produced
+a different program at all (an option that leaves the optimized HLO unchanged shows the noise).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -67,18 +67,13 @@ def main(argv=None):
         jax.block_until_ready(m)
         first_params[n] = jax.device_get(states[n].params)
         print(f"compiled {n} in {compile_s:.2f} s", flush=True)
+    # An option that leaves the optimized HLO unchanged cannot change the speed: its ratio then
+    # measures only this harness's noise.
+    same_program = {n: compiled[n].as_text() == compiled[names[0]].as_text() for n in names}
     same = {n: all(np.array_equal(a, b) for a, b in zip(jax.tree.leaves(first_params[names[0]]),
                                                         jax.tree.leaves(first_params[n]))) for n in names}
 
-    wall, cpu = {n: [] for n in names}, {n: [] for n in names}
-    order_rng = np.random.default_rng(0)
-    for r in range(args.rounds):
-        for n in order_rng.permutation(names):
-            t, c = time.perf_counter(), time.process_time()
-            states[n], m = compiled[n](states[n], images, jax.random.fold_in(keys["data"], r + 1), keys["noise"])
-            jax.block_until_ready(m)
-            wall[n].append(time.perf_counter() - t)
-            cpu[n].append(time.process_time() - c)
+    wall, cpu = common.time_epochs_round_robin(compiled, states, images, keys, args.rounds)
     n_ex = steps * args.batch_size
     base_w, base_c = common.median(wall[names[0]]), common.median(cpu[names[0]])
     result = {}
@@ -89,9 +84,9 @@ def main(argv=None):
         per_round = [a / b for a, b in zip(wall[n], wall[names[0]])]
         result[n] = {"options": VARIANTS[n], "examples_per_s": n_ex / w, "wall_vs_first": w / base_w,
                      "median_round_ratio": common.median(per_round), "cpu_vs_first": c / base_c,
-                     "same_params_after_one_epoch": same[n]}
+                     "same_params_after_one_epoch": same[n], "same_optimized_hlo": same_program[n]}
         print(f"{n:18s} {n_ex / w:9,.0f} ex/s  wall x{w / base_w:.3f}  per-round x{common.median(per_round):.3f}"
-              f"  cpu x{c / base_c:.3f}  same numbers: {same[n]}")
+              f"  cpu x{c / base_c:.3f}  same numbers: {same[n]}  same program: {same_program[n]}")
     out = {"machine": common.machine_description(), "load_avg": common.load_avg(), "rounds": args.rounds,
            "subset": args.subset, "variants": result}
     print("saved", common.save_result("compiler_options_ab", out))
