@@ -66,6 +66,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.eval_batch_size = 1000
     c.train.nan_policy = "stop"    # stop | skip
     c.train.data_parallel = "auto"  # auto | on | off: split batches over all devices (parallel.py)
+    c.train.fused_adam = "auto"    # auto | on | off: one-pass Adam kernel on CPU (fused_adam.py)
     c.train.progress = True
     c.train.tensorboard = True
 

@@ -127,6 +127,8 @@ def validate(cfg) -> None:
     _choice(cfg, "train.nan_policy", NAN_POLICIES)
     if "data_parallel" in cfg.train:
         _choice(cfg, "train.data_parallel", ("auto", "on", "off"))
+    if "fused_adam" in cfg.train:
+        _choice(cfg, "train.fused_adam", ("auto", "on", "off"))
     _positive_int(cfg, "report.num_images")
     for check in EXTRA_CHECKS:
         check(cfg)

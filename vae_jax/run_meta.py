@@ -63,6 +63,14 @@ def _record(workdir: str, config, data_meta: dict) -> None:
     _write_json_atomic(os.path.join(workdir, "run_meta.json"), meta)
 
 
+def update_run_meta(workdir: str, fields: dict) -> None:
+    """Adds what the trainer decides after the workdir is claimed (e.g. the fused-Adam choice)."""
+    path = os.path.join(workdir, "run_meta.json")
+    current = json.load(open(path)) if os.path.exists(path) else {}
+    current.update(fields)
+    _write_json_atomic(path, current)
+
+
 def update_eval_json(workdir: str, metrics: dict) -> dict:
     """Merges ``metrics`` into ``workdir/eval.json`` (other modes add their own keys)."""
     path = os.path.join(workdir, "eval.json")

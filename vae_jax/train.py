@@ -22,6 +22,7 @@ from vae_jax import checkpointing
 from vae_jax import config_validation
 from vae_jax import data as data_lib
 from vae_jax import diagnostics
+from vae_jax import fused_adam as fused_adam_lib
 from vae_jax import models, objectives, parallel, run_meta
 from vae_jax import workdir as workdir_lib
 
@@ -96,9 +97,13 @@ def _tree_all_finite(tree):
     return jnp.isfinite(sum(jnp.sum(x) for x in jax.tree.leaves(tree)))
 
 
-def make_train_step(model, config):
-    """Pure step: (state, uint8 batch, noise_key) -> (state, metrics)."""
+def make_train_step(model, config, fused: fused_adam_lib.Plan | None = None, steps_per_epoch: int | None = None):
+    """Pure step: (state, uint8 batch, noise_key) -> (state, metrics). With ``fused.use`` the Adam
+    update runs as one kernel pass (vae_jax/fused_adam.py) instead of optax's."""
     objective = objectives.get_objective(config.objective.name)
+    use_fused = fused is not None and fused.use
+    lr_transform = (optax.scale_by_learning_rate(learning_rate(config.optim, steps_per_epoch))
+                    if use_fused else None)
     obj_cfg, binarization = config.objective, config.data.binarization
     skip_nonfinite = config.train.nan_policy == "skip"
     # A model whose parametrization has a redundant scale may offer ``retract(params)``: a change
@@ -112,10 +117,16 @@ def make_train_step(model, config):
         k_bin, k_obj = jax.random.split(jax.random.fold_in(noise_key, state.step))
         x = data_lib.to_float(batch_u8, binarization, k_bin)
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, k_obj, state.step)
-        new = state.apply_gradients(grads=grads)
-        if retract is not None:
-            new = new.replace(params=retract(new.params))
-        finite = jnp.isfinite(loss) & _tree_all_finite(new.params)
+        if use_fused:
+            params, opt_state, params_finite = fused_adam_lib.apply(state.params, grads, state.opt_state,
+                                                                    config.optim, lr_transform)
+            new = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+            finite = jnp.isfinite(loss) & params_finite
+        else:
+            new = state.apply_gradients(grads=grads)
+            if retract is not None:
+                new = new.replace(params=retract(new.params))
+            finite = jnp.isfinite(loss) & _tree_all_finite(new.params)
         metrics = dict(metrics, finite=finite.astype(jnp.float32))
         if skip_nonfinite:
             new = jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, state)
@@ -140,11 +151,14 @@ def scan_epoch(train_step, state, images_u8, epoch_key, noise_key, batch_size: i
     return jax.lax.scan(body, state, perm.reshape(num_steps, batch_size))
 
 
-def make_train_epoch(model, config, n_train: int, batch_sharding=None):
-    """Jitted epoch, state donated. Returns the new state and the per-step metrics stacked [num_steps]."""
+def make_train_epoch(model, config, n_train: int, batch_sharding=None, fused: fused_adam_lib.Plan | None = None):
+    """Jitted epoch, state donated. Returns the new state and the per-step metrics stacked [num_steps].
+    ``fused``: the run's fused-Adam plan; resolved from ``config.train.fused_adam`` when not given."""
     batch_size = config.train.batch_size
     num_steps = n_train // batch_size
-    train_step = make_train_step(model, config)
+    if fused is None:
+        fused = fused_adam_lib.plan(config, model, 1 if batch_sharding is None else batch_sharding.mesh.size)
+    train_step = make_train_step(model, config, fused, num_steps)
 
     @functools.partial(jax.jit, donate_argnums=(0,))
     def train_epoch(state, images_u8, epoch_key, noise_key):
@@ -234,8 +248,11 @@ def _train(config, workdir, ds) -> dict:
 
     placement = parallel.data_parallel(config)  # one device, or a batch-sharded mesh
     state, train_images = placement.place(state), placement.place(ds.train_images)
+    fused = fused_adam_lib.plan(config, model, placement.num_devices, state.params)
+    print(f"fused adam: {'on' if fused.use else 'off'} ({fused.reason})", flush=True)
+    run_meta.update_run_meta(workdir, fused.as_dict())
     train_epoch, steps_per_epoch = make_train_epoch(model, config, len(ds.train_images),
-                                                    placement.batch_sharding)
+                                                    placement.batch_sharding, fused)
     loggers = _Loggers(workdir, config, start_epoch)
     epochs = config.train.epochs
     progress = None
