@@ -168,6 +168,7 @@ def apply(params, grads, opt_state, optim_cfg, lr_transform: optax.GradientTrans
     ``opt_state`` is the state of ``optax.adam`` (``(ScaleByAdamState, lr state)``) and is returned
     in the same structure, so checkpoints do not depend on whether the kernel ran. Returns
     (new params, new opt_state, whether every new parameter is finite)."""
+    load()  # registers the kernel with XLA (a no-op once done); raises FusedAdamUnavailable
     adam_state, lr_state = opt_state
     if not isinstance(adam_state, optax.ScaleByAdamState):
         raise TypeError(f"fused Adam expects optax.adam's state, got {type(adam_state).__name__}")

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import checkpointing, diagnostics, models, parallel, run_meta, train
+from vae_jax import checkpointing, diagnostics, fused_adam, models, parallel, run_meta, train
 
 SCALAR_FIELDS = ("objective.kl_weight", "optim.learning_rate")
 PROBE_STEPS = 30
@@ -64,16 +64,19 @@ def _member(tree, i):
     return jax.tree.map(lambda x: x[i], tree)
 
 
-def make_group_epoch(model, config, n_train: int):
+def make_group_epoch(model, config, n_train: int, fused=None):
     """Jitted, vmapped epoch: (stacked state, images, epoch keys [M], noise keys [M],
-    scalars {field: [M]}) -> (stacked state, per-member step metrics [M, steps])."""
+    scalars {field: [M]}) -> (stacked state, per-member step metrics [M, steps]). ``fused``: the
+    fused-Adam plan (vae_jax/fused_adam.py), resolved for one device when not given."""
     bs = config.train.batch_size
     num_steps = n_train // bs
+    if fused is None:
+        fused = fused_adam.plan(config, model, 1)
 
     def member_epoch(state, images_u8, epoch_key, noise_key, scalars):
         cfg = _Traced(config, scalars)
         tx = train.make_optimizer(cfg.optim, num_steps)  # this member's learning rate
-        step = train.make_train_step(model, cfg)          # this member's KL weight
+        step = train.make_train_step(model, cfg, fused, num_steps)  # this member's KL weight
         new, metrics = train.scan_epoch(step, state.replace(tx=tx), images_u8, epoch_key, noise_key,
                                         bs, num_steps)
         return new.replace(tx=state.tx), metrics
@@ -132,8 +135,11 @@ def _train_group(configs, workdirs, ds) -> list[dict]:
 
 def _train_members(configs, workdirs, keys, states, start_epoch, model, ds) -> list[dict]:
     base, m = configs[0], len(configs)
-    epoch_fn, steps = make_group_epoch(model, base, len(ds.train_images))
     sharding = parallel.member_sharding(m)
+    fused = fused_adam.plan(base, model, 1 if sharding is None else sharding.mesh.size)
+    for d in workdirs:
+        run_meta.update_run_meta(d, fused.as_dict())
+    epoch_fn, steps = make_group_epoch(model, base, len(ds.train_images), fused)
     stacked = parallel.shard_members(_stack(states), sharding)
     data_keys = parallel.shard_members(jnp.stack([k["data"] for k in keys]), sharding)
     noise_keys = parallel.shard_members(jnp.stack([k["noise"] for k in keys]), sharding)

@@ -228,13 +228,17 @@ def train_and_evaluate(config, workdir: str) -> dict:
           f"{ds.meta['n_test']} test, binarization={ds.meta['binarization']})"
           + (f" from {ds.meta.get('dir') or ds.meta.get('file')}" if ds.meta['source'] != 'tfds' else ""),
           flush=True)
-    with run_meta.open_workdir(workdir, config, ds.meta):
-        return _train(config, workdir, ds)
-
-
-def _train(config, workdir, ds) -> dict:
-    keys = split_keys(config.seed)
     model = models.build_model(config.model, ds.image_shape)
+    placement = parallel.data_parallel(config)  # one device, or a batch-sharded mesh
+    # Resolved before the workdir is touched: train.fused_adam='on' where it cannot apply is refused
+    # like any other bad config value.
+    fused = fused_adam_lib.plan(config, model, placement.num_devices)
+    with run_meta.open_workdir(workdir, config, ds.meta):
+        return _train(config, workdir, ds, model, placement, fused)
+
+
+def _train(config, workdir, ds, model, placement, fused) -> dict:
+    keys = split_keys(config.seed)
     state = create_state(config, model, keys["init"], ds.image_shape,
                          len(ds.train_images) // config.train.batch_size)
     state = init_from_data(config, model, state, ds.train_images)
@@ -246,9 +250,7 @@ def _train(config, workdir, ds) -> dict:
         state, start_epoch = restored
         print(f"resumed from checkpoint at epoch {start_epoch} (step {int(state.step)})", flush=True)
 
-    placement = parallel.data_parallel(config)  # one device, or a batch-sharded mesh
     state, train_images = placement.place(state), placement.place(ds.train_images)
-    fused = fused_adam_lib.plan(config, model, placement.num_devices, state.params)
     print(f"fused adam: {'on' if fused.use else 'off'} ({fused.reason})", flush=True)
     run_meta.update_run_meta(workdir, fused.as_dict())
     train_epoch, steps_per_epoch = make_train_epoch(model, config, len(ds.train_images),
