@@ -10,6 +10,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[dev]'
+	# Builds the fused Adam kernel now rather than in the first training run; without a C++
+	# compiler it says why and training uses optax.
+	-$(PY) -m vae_jax.fused_adam
 	touch $@
 
 env: $(VENV)/.installed

@@ -6,7 +6,10 @@ Builds the scan epoch the trainer uses (``vae_jax.train.make_train_epoch``) and 
 remove or replace one piece of per-step work, then times them round-robin in one process (so every
 variant sees the same machine load) and prints the median time per epoch relative to the trainer.
 Variants that only change a process-wide setting (PRNG implementation, XLA flags) are run in a
-child process per setting with ``--only``.
+child process per setting with ``--only``. ``prepare_in_step`` is the trainer's own step with its
+input prepared inside the step instead of one iteration ahead. The other variants rebuild the step
+with optax's Adam and the input prepared inside the step (the trainer before the fused Adam kernel
+and the pipelined input): compare them with ``copy``, which is that step unchanged.
 """
 from __future__ import annotations
 
@@ -31,6 +34,17 @@ def make_variant_epoch(model, config, n_train, variant):
         return train.make_train_epoch(model, config, n_train)[0]
     batch_size, obj_cfg = config.train.batch_size, config.objective
     num_steps = n_train // batch_size
+    if variant == "prepare_in_step":  # the trainer's own step, its input prepared inside the step
+        from vae_jax import fused_adam
+
+        train_step = train.make_train_step(model, config, fused_adam.plan(config, model), num_steps)
+
+        @functools.partial(jax.jit, donate_argnums=(0,))
+        def in_step_epoch(state, images_u8, epoch_key, noise_key):
+            perm = jax.random.permutation(epoch_key, images_u8.shape[0])[: num_steps * batch_size]
+            return jax.lax.scan(lambda st, idx: train_step(st, images_u8[idx], noise_key), state,
+                                perm.reshape(num_steps, batch_size))
+        return in_step_epoch
     objective = objectives.get_objective(config.objective.name)
     unroll = int(variant.split("unroll")[1]) if variant.startswith("unroll") else 1
 
@@ -111,7 +125,7 @@ def make_variant_epoch(model, config, n_train, variant):
     return epoch
 
 
-VARIANTS = ("trainer", "copy", "no_mse", "no_finite", "finite_sum0", "bits16", "bits8", "halves16",
+VARIANTS = ("trainer", "prepare_in_step", "copy", "no_mse", "no_finite", "finite_sum0", "bits16", "bits8", "halves16",
             "philox_bin", "no_binarize", "fused_elbo", "sgd_profile", "unroll2", "unroll4", "float_images",
             "bf16_compute", "finite_grads")
 

@@ -8,8 +8,8 @@ Python with torch is given or found, the PyTorch example loop at width 500. Rati
 a round (the machine is shared: only interleaved measurements compare) and reported as medians,
 with their lowest and highest round beside them: single rounds scatter by ±20% here, so the
 default is 7 rounds.
-Then MFU: a jitted 4096² f32 matmul (bench/flops.py) before and after our epoch at batch 512;
-MFU = model FLOPs per example × examples/s ÷ the median peak of the two.
+Then MFU: a jitted 4096² f32 matmul (bench/flops.py) before and after our epochs at batch 512 and
+2048 (``--mfu_batch_sizes``); MFU = model FLOPs per example × examples/s ÷ the median peak of the two.
 """
 from __future__ import annotations
 
@@ -53,42 +53,47 @@ def throughput_rounds(data_dir, rounds, torch_py, batch_size=128):
     return rows
 
 
-def mfu(data_dir, batch_size=512):
+def mfu(data_dir, batch_sizes=(512, 2048)):
+    """Our epoch at each batch size between two peak measurements; MFU against their median."""
     peak1 = common.run_json([common.python(), os.path.join(HERE, "flops.py")])
-    ours = common.run_json([common.python(), os.path.join(HERE, "our_loop.py"), "--data_dir", data_dir,
-                            "--batch_size", str(batch_size), "--epochs", "2"])
+    runs = [common.run_json([common.python(), os.path.join(HERE, "our_loop.py"), "--data_dir", data_dir,
+                             "--batch_size", str(b), "--epochs", "2"]) for b in batch_sizes]
     peak2 = common.run_json([common.python(), os.path.join(HERE, "flops.py")])
     peak = common.median([peak1["median_flops"], peak2["median_flops"]])
-    achieved = ours["flops_per_example"] * ours["examples_per_s"]
-    return {"batch_size": batch_size, "examples_per_s": ours["examples_per_s"],
-            "flops_per_example": ours["flops_per_example"], "achieved_flops": achieved,
-            "peak_flops": peak, "peak_flops_each": [peak1["median_flops"], peak2["median_flops"]],
-            "mfu": achieved / peak}
+    out = {"peak_flops": peak, "peak_flops_each": [peak1["median_flops"], peak2["median_flops"]], "by_batch": {}}
+    for b, ours in zip(batch_sizes, runs):
+        achieved = ours["flops_per_example"] * ours["examples_per_s"]
+        out["by_batch"][str(b)] = {"examples_per_s": ours["examples_per_s"],
+                                   "flops_per_example": ours["flops_per_example"],
+                                   "achieved_flops": achieved, "mfu": achieved / peak}
+    return out
 
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default=None)
-    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--rounds", type=int, default=7, help="0: MFU only")
     p.add_argument("--torch_python", default=None)
     p.add_argument("--skip_mfu", action="store_true")
+    p.add_argument("--mfu_batch_sizes", default="512,2048", help="batch sizes (≥ 512) for the MFU rows")
     args = p.parse_args(argv)
     data_dir = common.data_dir(args.data_dir)
 
     rows = throughput_rounds(data_dir, args.rounds, _torch_python(args.torch_python))
     result = {"machine": common.machine_description(), "rounds": rows}
     summary = {"ours_examples_per_s": common.median([r["ours"] for r in rows]),
-               "compile_s": common.median([r["compile_s"] for r in rows])}
+               "compile_s": common.median([r["compile_s"] for r in rows])} if rows else {}
     for ref in ("flax", "torch500"):
-        if all(ref in r for r in rows):
+        if rows and all(ref in r for r in rows):
             summary[f"{ref}_examples_per_s"] = common.median([r[ref] for r in rows])
             ratios = [r["ours"] / r[ref] for r in rows]
             summary[f"ratio_vs_{ref}"] = common.median(ratios)
             summary[f"ratio_vs_{ref}_lowest_round"] = min(ratios)
             summary[f"ratio_vs_{ref}_highest_round"] = max(ratios)
     if not args.skip_mfu:
-        result["mfu"] = mfu(data_dir)
-        summary["mfu_batch512"] = result["mfu"]["mfu"]
+        result["mfu"] = mfu(data_dir, [int(b) for b in args.mfu_batch_sizes.split(",")])
+        for b, row in result["mfu"]["by_batch"].items():
+            summary[f"mfu_batch{b}"] = row["mfu"]
         summary["peak_gflops"] = result["mfu"]["peak_flops"] / 1e9
     result["summary"] = summary
     print("summary: " + ", ".join(f"{k} {v:,.3f}" for k, v in summary.items()))

@@ -113,9 +113,15 @@ def make_train_step(model, config, fused: fused_adam_lib.Plan | None = None, ste
     def loss_fn(params, x, key, step):
         return objective(model, params, x, key, step, obj_cfg)
 
-    def train_step(state, batch_u8, noise_key):
-        k_bin, k_obj = jax.random.split(jax.random.fold_in(noise_key, state.step))
-        x = data_lib.to_float(batch_u8, binarization, k_bin)
+    def step_keys(noise_key, step):
+        return jax.random.split(jax.random.fold_in(noise_key, step))  # binarization, objective
+
+    def prepare(batch_u8, noise_key, step):
+        """The model's input for training step ``step`` (dynamic binarization drawn here)."""
+        return data_lib.to_float(batch_u8, binarization, step_keys(noise_key, step)[0])
+
+    def update(state, x, noise_key):
+        k_obj = step_keys(noise_key, state.step)[1]
         (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, k_obj, state.step)
         if use_fused:
             params, opt_state, params_finite = fused_adam_lib.apply(state.params, grads, state.opt_state,
@@ -133,6 +139,10 @@ def make_train_step(model, config, fused: fused_adam_lib.Plan | None = None, ste
             new = new.replace(step=state.step + 1, skipped=state.skipped + (1 - finite.astype(jnp.int32)))
         return new, metrics
 
+    def train_step(state, batch_u8, noise_key):
+        return update(state, prepare(batch_u8, noise_key, state.step), noise_key)
+
+    train_step.prepare, train_step.update = prepare, update
     return train_step
 
 
@@ -141,14 +151,27 @@ def scan_epoch(train_step, state, images_u8, epoch_key, noise_key, batch_size: i
     """One epoch (not jitted; the sweep's vmapped trainer reuses it): shuffle by key, ``lax.scan``
     over full batches (the remainder is dropped). ``batch_sharding`` splits each batch over devices."""
     perm = jax.random.permutation(epoch_key, images_u8.shape[0])[: num_steps * batch_size]
+    idx = perm.reshape(num_steps, batch_size)
 
-    def body(st, idx):
-        batch = images_u8[idx]
+    def batch(i):
+        b = images_u8[i]
         if batch_sharding is not None:
-            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-        return train_step(st, batch, noise_key)
+            b = jax.lax.with_sharding_constraint(b, batch_sharding)
+        return b
 
-    return jax.lax.scan(body, state, perm.reshape(num_steps, batch_size))
+    # Each iteration also prepares the next step's input, which the loop carries as a materialized
+    # array. Prepared inside the step that uses it, the input is fused into every consumer, and
+    # XLA:CPU then recomputes the binarization's threefry hash in the loss and in its gradient:
+    # 13% of the step at batch 512 (bench/ablate_step.py --variants trainer,prepare_in_step). The
+    # numbers are the same either way; the last iteration prepares an input nobody uses.
+    def body(carry, next_i):
+        st, x = carry
+        new, metrics = train_step.update(st, x, noise_key)
+        return (new, train_step.prepare(batch(next_i), noise_key, st.step + 1)), metrics
+
+    x0 = train_step.prepare(batch(idx[0]), noise_key, state.step)
+    (state, _), metrics = jax.lax.scan(body, (state, x0), jnp.roll(idx, -1, axis=0))
+    return state, metrics
 
 
 def make_train_epoch(model, config, n_train: int, batch_sharding=None, fused: fused_adam_lib.Plan | None = None):
