@@ -99,7 +99,9 @@ def _tree_all_finite(tree):
 
 def make_train_step(model, config, fused: fused_adam_lib.Plan | None = None, steps_per_epoch: int | None = None):
     """Pure step: (state, uint8 batch, noise_key) -> (state, metrics). With ``fused.use`` the Adam
-    update runs as one kernel pass (vae_jax/fused_adam.py) instead of optax's."""
+    update runs as one kernel pass (vae_jax/fused_adam.py) instead of optax's. The step's two
+    halves are attributes of it, for ``scan_epoch`` to pipeline: ``prepare(batch_u8, noise_key,
+    step)`` -> model input, and ``update(state, input, noise_key)`` -> (state, metrics)."""
     objective = objectives.get_objective(config.objective.name)
     use_fused = fused is not None and fused.use
     lr_transform = (optax.scale_by_learning_rate(learning_rate(config.optim, steps_per_epoch))
