@@ -6,8 +6,9 @@ Builds the scan epoch the trainer uses (``vae_jax.train.make_train_epoch``) and 
 remove or replace one piece of per-step work, then times them round-robin in one process (so every
 variant sees the same machine load) and prints the median time per epoch relative to the trainer.
 Variants that only change a process-wide setting (PRNG implementation, XLA flags) are run in a
-child process per setting with ``--only``. ``prepare_in_step`` is the trainer's own step with its
-input prepared inside the step instead of one iteration ahead. The other variants rebuild the step
+child process per setting with ``--only``. ``optax_adam`` is the trainer with ``train.fused_adam=
+'off'``; ``prepare_in_step`` is the trainer's own step with its input prepared inside the step
+instead of one iteration ahead. The other variants rebuild the step
 with optax's Adam and the input prepared inside the step (the trainer before the fused Adam kernel
 and the pipelined input): compare them with ``copy``, which is that step unchanged.
 """
@@ -32,6 +33,10 @@ def make_variant_epoch(model, config, n_train, variant):
 
     if variant == "trainer":
         return train.make_train_epoch(model, config, n_train)[0]
+    if variant == "optax_adam":  # the trainer with optax's Adam instead of the fused kernel
+        cfg = config.copy_and_resolve_references()
+        cfg.train.fused_adam = "off"
+        return train.make_train_epoch(model, cfg, n_train)[0]
     batch_size, obj_cfg = config.train.batch_size, config.objective
     num_steps = n_train // batch_size
     if variant == "prepare_in_step":  # the trainer's own step, its input prepared inside the step
@@ -125,7 +130,7 @@ def make_variant_epoch(model, config, n_train, variant):
     return epoch
 
 
-VARIANTS = ("trainer", "prepare_in_step", "copy", "no_mse", "no_finite", "finite_sum0", "bits16", "bits8", "halves16",
+VARIANTS = ("trainer", "optax_adam", "prepare_in_step", "copy", "no_mse", "no_finite", "finite_sum0", "bits16", "bits8", "halves16",
             "philox_bin", "no_binarize", "fused_elbo", "sgd_profile", "unroll2", "unroll4", "float_images",
             "bf16_compute", "finite_grads")
 

@@ -30,9 +30,6 @@ VARIANTS = {
     "onednn_dot": {"xla_cpu_experimental_onednn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"},
     "xnn_dot": {"xla_cpu_experimental_xnn_fusion_type": "LIBRARY_FUSION_TYPE_DOT"},
     "ynn_plus_eltwise": {"xla_cpu_experimental_ynn_fusion_type": "LIBRARY_FUSION_TYPE_ELTWISE"},
-    # No YNNPACK fusions at all: every dot and reduction goes back to XLA's own Eigen/LLVM code.
-    "no_ynn": {"xla_cpu_experimental_ynn_fusion_type": ""},
-    "no_fusion_emitters": {"xla_cpu_use_fusion_emitters": False},
 }
 
 

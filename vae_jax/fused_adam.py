@@ -4,8 +4,8 @@ from the jitted training step through the XLA FFI.
 Why: XLA:CPU compiles optax's Adam into three loops per weight matrix (first moment, second
 moment, parameters), and the trainer's finite check reads the new parameters a fourth time. The
 kernel reads p, g, m, v once, writes p, m, v once in place, counts non-finite new parameters on the
-way, and splits the work over XLA's intra-op threads: on the 784-500-20 VAE that halves the
-update's time (bench/fused_adam_ab.py has the step-level figure).
+way, and splits the work over XLA's intra-op threads (what that saves per step: ``python
+bench/ablate_step.py --variants trainer,optax_adam``).
 
 What it computes is optax.adam followed by optax.apply_updates, operation by operation in float32
 (the bias corrections, the learning-rate schedule and the optimizer state are optax's own), with
@@ -14,7 +14,7 @@ vectorized division, which can differ in the last bit, so parameters trained wit
 kernel agree to float32 rounding, not bit for bit (tests/test_fused_adam.py bounds the difference).
 
 ``train.fused_adam``: ``auto`` (default) uses the kernel when it applies: CPU backend, one device,
-``optim.name='adam'`` without gradient clipping, float32 parameters, a model without ``retract``,
+``optim.name='adam'`` without gradient clipping, a model without ``retract``,
 and a C++ compiler to build it with (``$CXX`` or ``c++``; built once per machine into
 ``$VAE_JAX_CACHE`` or ``~/.cache/vae_jax``). ``on`` makes a missing condition an error naming it;
 ``off`` keeps optax. The choice and its reason are printed and recorded in run_meta.json.
@@ -123,7 +123,7 @@ class Plan:
         return {"fused_adam": self.use, "reason": self.reason}
 
 
-def _why_not(config, model, num_devices: int, params=None) -> str | None:
+def _why_not(config, model, num_devices: int) -> str | None:
     optim = config.optim
     if jax.default_backend() != "cpu":
         return f"backend is {jax.default_backend()}, the kernel is for CPU"
@@ -135,12 +135,10 @@ def _why_not(config, model, num_devices: int, params=None) -> str | None:
         return f"optim.grad_clip_norm={optim.grad_clip_norm} (gradient clipping goes through optax)"
     if getattr(model, "retract", None) is not None:
         return "the model retracts its parameters after each update"
-    if params is not None and any(jnp.dtype(x.dtype) != jnp.float32 for x in jax.tree.leaves(params)):
-        return "parameters are not all float32"
     return None
 
 
-def plan(config, model, num_devices: int = 1, params=None) -> Plan:
+def plan(config, model, num_devices: int = 1) -> Plan:
     """Resolves ``config.train.fused_adam`` (auto | on | off) for this run."""
     mode = config.train.get("fused_adam", "auto")
     if mode not in MODES:
@@ -148,7 +146,7 @@ def plan(config, model, num_devices: int = 1, params=None) -> Plan:
         raise ConfigError(f"train.fused_adam: {mode!r} is not one of {list(MODES)}")
     if mode == "off":
         return Plan(False, "train.fused_adam='off'")
-    reason = _why_not(config, model, num_devices, params)
+    reason = _why_not(config, model, num_devices)
     if reason is None:
         try:
             load()
@@ -163,7 +161,8 @@ def plan(config, model, num_devices: int = 1, params=None) -> Plan:
 
 
 def apply(params, grads, opt_state, optim_cfg, lr_transform: optax.GradientTransformation):
-    """optax.adam's update and optax.apply_updates in one kernel call per parameter leaf.
+    """optax.adam's update and optax.apply_updates in one kernel call for all parameter leaves
+    (float32, as every model here initializes them).
 
     ``opt_state`` is the state of ``optax.adam`` (``(ScaleByAdamState, lr state)``) and is returned
     in the same structure, so checkpoints do not depend on whether the kernel ran. Returns
@@ -182,8 +181,10 @@ def apply(params, grads, opt_state, optim_cfg, lr_transform: optax.GradientTrans
     step_size, new_lr_state = lr_transform.update(jnp.ones((), jnp.float32), lr_state)
     scalars = jnp.stack([inv_bc1, inv_bc2, step_size]).astype(jnp.float32)
     hyper = {"one_minus_b1": np.float32(1 - b1), "b1": np.float32(b1), "one_minus_b2": np.float32(1 - b2),
-             "b2": np.float32(b2), "eps": np.float32(eps), "eps_root": np.float32(0.0)}
+             "b2": np.float32(b2), "eps": np.float32(eps)}
     leaves, treedef = jax.tree.flatten(params)
+    if any(jnp.dtype(p.dtype) != jnp.float32 for p in leaves):
+        raise TypeError(f"fused Adam updates float32 parameters, got {sorted({str(p.dtype) for p in leaves})}")
     operands = [scalars]
     for group in zip(leaves, treedef.flatten_up_to(grads), treedef.flatten_up_to(adam_state.mu),
                      treedef.flatten_up_to(adam_state.nu)):

@@ -1,11 +1,13 @@
-// One pass of Adam over a weight array, for XLA:CPU through the XLA FFI.
+// Adam in one pass over memory, for XLA:CPU through the XLA FFI.
 //
 // XLA:CPU compiles optax's Adam into three loops per weight (first moment, second moment,
-// parameters) and the trainer's finite check into a fourth; this reads p, g, m, v once, writes
-// p, m, v once (in place: the Python side aliases them) and counts non-finite new parameters on
-// the way. The arithmetic is optax's, operation by operation in float32, and the build turns
-// floating-point contraction off, so the results are bit for bit those of optax under XLA
-// (tests/test_fused_adam.py).
+// parameters) and the trainer's finite check into a fourth. One call of this kernel updates every
+// parameter leaf: it reads p, g, m, v once, writes p, m, v once (in place: the Python side aliases
+// them), counts non-finite new parameters on the way and splits the work over XLA's intra-op
+// threads. The arithmetic is optax's formula, operation by operation in float32 with no
+// floating-point contraction, and with correctly rounded division and square root; XLA's
+// vectorized division may differ in the last bit, so the results agree with optax to rounding
+// (tests/test_fused_adam.py checks the kernel bit for bit against float32 Adam in numpy).
 //
 // XLA rewrites optax's division by the bias corrections c = 1 - β^t into a multiplication by 1/c,
 // so `scalars` holds [1/c1, 1/c2, step_size] as XLA computes them (vae_jax/fused_adam.py). A
@@ -35,9 +37,9 @@ inline bool IsFinite(float x) {
 
 // Every operation and its order follow optax as XLA compiles it (scale_by_adam, the learning-rate
 // scale, apply_updates): m' = (1-b1)·g + b1·m; v' = (1-b2)·g² + b2·v;
-// u = (m'·(1/c1)) / (sqrt(v'·(1/c2) + eps_root) + eps); p' = p + u·step_size.
+// u = (m'·(1/c1)) / (sqrt(v'·(1/c2)) + eps); p' = p + u·step_size (optax's eps_root is 0).
 int64_t UpdateBlock(const float* p_in, float* p, const float* g, float* m, float* v, int64_t n, float one_minus_b1,
-                    float b1, float one_minus_b2, float b2, float eps, float eps_root, float inv_bc1,
+                    float b1, float one_minus_b2, float b2, float eps, float inv_bc1,
                     float inv_bc2, float step_size) {
   int64_t bad = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -46,7 +48,7 @@ int64_t UpdateBlock(const float* p_in, float* p, const float* g, float* m, float
     const float vi = one_minus_b2 * (gi * gi) + b2 * v[i];
     const float mhat = mi * inv_bc1;
     const float vhat = vi * inv_bc2;
-    const float u = (mhat / (std::sqrt(vhat + eps_root) + eps)) * step_size;
+    const float u = (mhat / (std::sqrt(vhat) + eps)) * step_size;
     const float pi = p_in[i] + u;
     m[i] = mi;
     v[i] = vi;
@@ -57,7 +59,7 @@ int64_t UpdateBlock(const float* p_in, float* p, const float* g, float* m, float
 }
 
 struct Hyper {
-  float one_minus_b1, b1, one_minus_b2, b2, eps, eps_root;
+  float one_minus_b1, b1, one_minus_b2, b2, eps;
 };
 
 struct Chunk {
@@ -87,7 +89,7 @@ struct Job {
       const Chunk& k = chunks[c];
       const float* s = scalars + 3 * k.member;
       bad[k.member].fetch_add(UpdateBlock(k.p_in, k.p, k.g, k.m, k.v, k.n, h.one_minus_b1, h.b1,
-                                          h.one_minus_b2, h.b2, h.eps, h.eps_root, s[0], s[1], s[2]),
+                                          h.one_minus_b2, h.b2, h.eps, s[0], s[1], s[2]),
                               std::memory_order_relaxed);
       done.fetch_add(1, std::memory_order_release);
     }
@@ -102,7 +104,7 @@ constexpr int64_t kChunk = 16384;  // floats per task: 64 KiB of each array
 ffi::Error FusedAdamImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> scalars,
                          ffi::RemainingArgs args, ffi::ResultBuffer<ffi::S32> nonfinite,
                          ffi::RemainingRets rets, float one_minus_b1, float b1, float one_minus_b2,
-                         float b2, float eps, float eps_root) {
+                         float b2, float eps) {
   const int64_t members = scalars.element_count() / 3;
   if (members < 1 || scalars.element_count() % 3 != 0 || nonfinite->element_count() != members ||
       args.size() % 4 != 0 || rets.size() != args.size() / 4 * 3) {
@@ -141,7 +143,7 @@ ffi::Error FusedAdamImpl(ffi::ThreadPool pool, ffi::Buffer<ffi::F32> scalars,
     }
   }
   job->scalars = scalars.typed_data();
-  job->h = Hyper{one_minus_b1, b1, one_minus_b2, b2, eps, eps_root};
+  job->h = Hyper{one_minus_b1, b1, one_minus_b2, b2, eps};
   job->bad.reset(new std::atomic<int64_t>[members]);
   for (int64_t k = 0; k < members; ++k) job->bad[k].store(0);
   const int64_t total = static_cast<int64_t>(job->chunks.size());
@@ -167,5 +169,4 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(VaeJaxFusedAdam, FusedAdamImpl,
                                   .Attr<float>("b1")
                                   .Attr<float>("one_minus_b2")
                                   .Attr<float>("b2")
-                                  .Attr<float>("eps")
-                                  .Attr<float>("eps_root"));
+                                  .Attr<float>("eps"));
