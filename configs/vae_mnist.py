@@ -4,7 +4,7 @@
         --config.data.dir=/path/to/mnist            # or set $VAE_JAX_DATA_DIR
     --config=configs/vae_mnist.py:tiny              # small, bundled data, for tests
 """
-from vae_jax import config_base
+from vae_jax import config as config_base
 
 
 def get_config(arg=None):

@@ -1,13 +1,13 @@
 """Sweep: latent size × likelihood (Bernoulli on binarized pixels / Gaussian on [0,1] pixels) ×
 KL weight β × seed, on the 784-500-z MLP VAE of vae_mnist.py.
 
-    python -m vae_jax.sweep --config=configs/vae_sweep.py --workdir=runs/vae_sweep \
+    python -m vae_jax.sweeps --config=configs/vae_sweep.py --workdir=runs/vae_sweep \
         --config.data.dir=/path/to/mnist [--shard=i/n] [--vmap=auto|on|off]
-    python -m vae_jax.sweep --workdir=runs/vae_sweep collect
+    python -m vae_jax.sweeps --workdir=runs/vae_sweep collect
     --config=configs/vae_sweep.py:tiny     16 seconds-long points on bundled data (the tests use it)
 """
-from vae_jax import config_base
-from vae_jax.sweep import axis, product, zip_
+from vae_jax import config as config_base
+from vae_jax.sweeps import axis, product, zip_
 
 
 def get_config(arg=None):

@@ -67,7 +67,7 @@ def train_point(config, workdir: str) -> dict:
     """Trains ``config`` in ``workdir`` and returns eval.json's metrics plus ``train_seconds`` (the
     summed epoch times of metrics.jsonl). A run that already finished all ``train.epochs`` is not
     touched: its eval.json is read back (so defaults added to the config since do not block it)."""
-    from vae_jax import train
+    from vae_jax.training import trainer as train
 
     eval_path = os.path.join(workdir, "eval.json")
     finished = os.path.exists(eval_path) and json.load(open(eval_path)).get("epoch") == config.train.epochs

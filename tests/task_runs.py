@@ -9,7 +9,7 @@ from conftest import load_config
 def trained_run(config_name: str = "vae_mnist", **overrides) -> str:
     """Trains ``configs/<config_name>.py:tiny`` (with ``overrides``: dotted field -> value) in a
     fresh temp dir and returns that workdir."""
-    from vae_jax import train
+    from vae_jax.training import trainer as train
 
     cfg = load_config(config_name, "tiny")
     cfg.train.tensorboard = False

@@ -6,7 +6,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from task_runs import tiny_config
-from vae_jax import cvae as cvae_lib
+from vae_jax.models import cvae as cvae_lib
 from vae_jax.tasks import colorization as col
 
 

@@ -9,8 +9,8 @@ import os
 import pytest
 from conftest import load_config, run_cli
 
-from vae_jax import config_validation
-from vae_jax.config_validation import ConfigError
+from vae_jax import config as config_validation
+from vae_jax.errors import ConfigError
 
 
 def _set(**fields):

@@ -7,8 +7,8 @@ import jax.numpy as jnp
 from scipy.integrate import quad
 
 from conftest import load_config
-from vae_jax import distributions as D
-from vae_jax import train
+from vae_jax.models import distributions as D
+from vae_jax.training import trainer as train
 
 # λ across (0, 1): near the ends, the bulk, and within 1e-3 (down to 1e-7) of 0.5 on both sides.
 LAMBDAS = np.array([1e-5, 1e-3, 0.02, 0.1, 0.25, 0.4, 0.47, 0.499, 0.4995, 0.4999, 0.49999, 0.4999999,

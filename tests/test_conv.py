@@ -9,8 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from vae_jax import config_validation, models, nets, train
-from vae_jax.config_validation import ConfigError
+from vae_jax import config as config_validation
+from vae_jax import models
+from vae_jax.models import nets
+from vae_jax.training import trainer as train
+from vae_jax.errors import ConfigError
 
 
 @pytest.mark.parametrize("kind,likelihood,shape", [

@@ -4,8 +4,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from vae_jax import diagnostics, models
-from vae_jax import distributions as D
+from vae_jax.evaluation import diagnostics
+from vae_jax import models
+from vae_jax.models import distributions as D
 
 SHAPE = (4, 4, 1)
 

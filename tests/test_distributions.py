@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from vae_jax import distributions as D
+from vae_jax.models import distributions as D
 
 jax.config.update("jax_enable_x64", False)
 RNG = np.random.default_rng(0)

@@ -5,7 +5,9 @@ import pytest
 import scipy.linalg
 from scipy.ndimage import gaussian_filter
 
-from vae_jax import classifier, config_base, fid
+from vae_jax.evaluation import classifier
+from vae_jax import config as config_base
+from vae_jax.evaluation import fid
 from vae_jax import data as data_lib
 
 TINY_SPEC = classifier.ClassifierSpec(channels=4, features=16, epochs=1, batch_size=64)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from task_runs import tiny_config, trained_run
-from vae_jax import cvae as cvae_lib
+from vae_jax.models import cvae as cvae_lib
 from vae_jax import models
 from vae_jax.tasks import common, inpainting
 

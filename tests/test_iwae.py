@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from vae_jax import distributions as D
-from vae_jax import iwae, models
+from vae_jax.models import distributions as D
+from vae_jax.evaluation import iwae
+from vae_jax import models
 
 D_X, N_Z, SIGMA = 6, 3, 0.5
 

@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from vae_jax import checkpointing, models, objectives, train
+from vae_jax.training import checkpointing
+from vae_jax import models
+from vae_jax import objectives
+from vae_jax.training import trainer as train
 from vae_jax import main as main_lib
 
 STEPS_PER_EPOCH = 8  # tiny config: 512 training images / batch 64

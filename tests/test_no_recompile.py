@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 from configs import vae_mnist
-from vae_jax import data as data_lib, models, train
+from vae_jax import data as data_lib
+from vae_jax import models
+from vae_jax.training import trainer as train
 
 COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
 

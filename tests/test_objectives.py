@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from vae_jax import config_validation, data, models, objectives, objectives_extra, train
-from vae_jax.config_validation import ConfigError
+from vae_jax import config as config_validation
+from vae_jax import data
+from vae_jax import models
+from vae_jax import objectives
+from vae_jax import objectives as objectives_extra
+from vae_jax.training import trainer as train
+from vae_jax.errors import ConfigError
 
 KEY = jax.random.PRNGKey(7)
 

@@ -16,7 +16,11 @@ os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
 sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
 import jax
 from conftest import load_config
-from vae_jax import data as data_lib, parallel, sweep, sweep_vmap, train
+from vae_jax import data as data_lib
+from vae_jax.training import parallel
+from vae_jax.sweeps import runner as sweep
+from vae_jax.sweeps import vmap_group as sweep_vmap
+from vae_jax.training import trainer as train
 
 assert len(jax.devices()) == 4, jax.devices()
 out = {}

@@ -5,7 +5,10 @@ import numpy as np
 import optax
 import pytest
 
-from vae_jax import config_base, config_validation, models, objectives
+from vae_jax import config as config_base
+from vae_jax import config as config_validation
+from vae_jax import models
+from vae_jax import objectives
 from vae_jax.tasks import pca as pca_lib
 
 SHAPE = (4, 4, 1)   # D = 16
@@ -95,7 +98,7 @@ def test_orth_model_needs_gaussian_likelihood():
     c.data.binarization = "none"
     c.model.kind, c.model.likelihood, c.objective.name = "linear_ae_orth", "bernoulli", "ae"
     c.data.binarization = "dynamic"
-    with pytest.raises(config_validation.ConfigError, match="linear_ae_orth"):
+    with pytest.raises(ConfigError, match="linear_ae_orth"):
         config_validation.validate(c)
 
 
@@ -113,7 +116,7 @@ class _NoRetraction(models.OrthLinearAE):
 
 
 def _full_batch_trainer_run(images, retract: bool, steps=600):
-    from vae_jax import train
+    from vae_jax.training import trainer as train
     c = config_base.base_config()
     c.model.kind, c.model.latent_dim, c.model.likelihood = "linear_ae_orth", 3, "gaussian"
     c.objective.name, c.data.binarization = "ae", "none"
@@ -152,7 +155,8 @@ def test_offset_init_data_mean_in_trainer_and_vmapped_sweep():
     """model.offset_init='data_mean' starts b at the training mean in both training paths."""
     from types import SimpleNamespace
 
-    from vae_jax import sweep_vmap, train
+    from vae_jax.sweeps import vmap_group as sweep_vmap
+    from vae_jax.training import trainer as train
     images = _uint8_data(200)
     c = config_base.base_config()
     c.model.kind, c.model.latent_dim, c.model.likelihood = "linear_ae_orth", 3, "gaussian"

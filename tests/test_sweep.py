@@ -13,7 +13,7 @@ SPEC = os.path.join(CONFIGS, "vae_sweep.py") + ":tiny"
 
 
 def test_product_and_zip_expand():
-    from vae_jax.sweep import SweepError, axis, load_sweep, point_name, product, zip_
+    from vae_jax.sweeps.runner import SweepError, axis, load_sweep, point_name, product, zip_
 
     pts = product(axis("a.x", [1, 2]), zip_(axis("b", ["p", "q"]), axis("c", [0.5, 1.5])), axis("seed", [0, 1, 2]))
     assert len(pts) == 2 * 2 * 3
@@ -37,7 +37,7 @@ def test_product_and_zip_expand():
     ({"model.likelihood": "bernoulli", "data.binarization": "none"}, "model.likelihood"),  # cross-field
 ])
 def test_invalid_point_is_rejected_before_anything_runs(tmp_path, overrides, field):
-    from vae_jax import sweep
+    from vae_jax.sweeps import runner as sweep
 
     cfg_file = tmp_path / "bad_sweep.py"
     cfg_file.write_text(
@@ -52,7 +52,7 @@ def test_invalid_point_is_rejected_before_anything_runs(tmp_path, overrides, fie
 
 
 def test_shard_slices_partition_the_points():
-    from vae_jax.sweep import SweepError, parse_shard
+    from vae_jax.sweeps.runner import SweepError, parse_shard
 
     assert parse_shard("1/4") == (1, 4)
     for bad in ("4/4", "a/2", "1"):
@@ -67,7 +67,8 @@ def _metrics(workdir, name):
 
 
 def test_tiny_sweep_runs_resumes_and_collects(tmp_path, capsys):
-    from vae_jax import sweep, sweep_report
+    from vae_jax.sweeps import runner as sweep
+    from vae_jax.sweeps import collect as sweep_report
 
     wd = str(tmp_path / "sweep")
     base = load_config("vae_sweep")
@@ -104,7 +105,7 @@ def test_tiny_sweep_runs_resumes_and_collects(tmp_path, capsys):
 
 
 def test_mean_std_over_seeds():
-    from vae_jax.sweep_report import _mean_std_curve
+    from vae_jax.sweeps.collect import _mean_std_curve
 
     curves = [[{"epoch": 1, "k": 1.0}, {"epoch": 2, "k": 3.0}], [{"epoch": 1, "k": 3.0}, {"epoch": 2, "k": 3.0}]]
     e, m, s = _mean_std_curve(curves, "k")
@@ -113,7 +114,7 @@ def test_mean_std_over_seeds():
 
 def test_iwae_table1_schedule_matches_paper():
     """3^i epochs at 0.001·10^(-i/7), i = 0..7: 3,280 epochs; the learning rate by step."""
-    from vae_jax import train
+    from vae_jax.training import trainer as train
 
     cfg = load_config("iwae_table1", None)
     assert cfg.train.epochs == 3280 and cfg.train.batch_size == 20 and cfg.optim.eps == 1e-4
@@ -133,8 +134,8 @@ def test_sweep_cli_refuses_a_point_in_use(tmp_path):
     import sys
 
     from conftest import ROOT
-    from vae_jax import sweep
-    from vae_jax import workdir as workdir_lib
+    from vae_jax.sweeps import runner as sweep
+    from vae_jax.training import workdir as workdir_lib
 
     wd = str(tmp_path / "sweep")
     points = sweep.expand(load_config("vae_sweep", "tiny"), sweep.load_sweep(SPEC))

@@ -7,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from conftest import load_config
-from vae_jax import data, models, train
+from vae_jax import data
+from vae_jax import models
+from vae_jax.training import trainer as train
 
 
 def _one_step_metrics(config):

@@ -16,7 +16,7 @@ def _rows(d):
 
 def _member_configs():
     base = load_config("vae_sweep", "tiny")
-    from vae_jax.sweep import apply_overrides
+    from vae_jax.sweeps.runner import apply_overrides
     # Differ in every vmapped field: seed, KL weight, learning rate.
     overrides = [{"seed": 0, "objective.kl_weight": 1.0, "optim.learning_rate": 1e-3},
                  {"seed": 3, "objective.kl_weight": 0.25, "optim.learning_rate": 3e-3}]
@@ -25,7 +25,8 @@ def _member_configs():
 
 def test_vmapped_members_equal_training_alone(tmp_path):
     from vae_jax import data as data_lib
-    from vae_jax import sweep_vmap, train
+    from vae_jax.sweeps import vmap_group as sweep_vmap
+    from vae_jax.training import trainer as train
 
     configs = _member_configs()
     ds = data_lib.load(configs[0].data)
@@ -47,7 +48,8 @@ def test_vmapped_members_equal_training_alone(tmp_path):
 def test_vmapped_member_resumes_alone(tmp_path):
     """A vmapped point's checkpoint is the normal format: train_and_evaluate resumes it."""
     from vae_jax import data as data_lib
-    from vae_jax import sweep_vmap, train
+    from vae_jax.sweeps import vmap_group as sweep_vmap
+    from vae_jax.training import trainer as train
 
     configs = _member_configs()
     for c in configs:
@@ -63,8 +65,8 @@ def test_vmapped_member_resumes_alone(tmp_path):
 
 def test_choose_rule_and_probe():
     from vae_jax import data as data_lib
-    from vae_jax import sweep_vmap
-    from vae_jax.sweep import Point
+    from vae_jax.sweeps import vmap_group as sweep_vmap
+    from vae_jax.sweeps.runner import Point
 
     configs = _member_configs()
     points = [Point(i, str(i), {}, c) for i, c in enumerate(configs)]
@@ -76,7 +78,7 @@ def test_choose_rule_and_probe():
 
 
 def _locked(d) -> bool:
-    from vae_jax import workdir as workdir_lib
+    from vae_jax.training import workdir as workdir_lib
     try:
         with workdir_lib.lock(d):
             return False
@@ -86,7 +88,8 @@ def _locked(d) -> bool:
 
 def test_group_holds_every_member_lock_while_it_trains_and_writes(tmp_path, monkeypatch):
     from vae_jax import data as data_lib
-    from vae_jax import run_meta, sweep_vmap
+    from vae_jax.training import run_meta
+    from vae_jax.sweeps import vmap_group as sweep_vmap
 
     configs = _member_configs()
     for c in configs:
@@ -117,8 +120,8 @@ def test_group_holds_every_member_lock_while_it_trains_and_writes(tmp_path, monk
 
 def test_group_refuses_when_a_member_is_in_use(tmp_path, monkeypatch):
     from vae_jax import data as data_lib
-    from vae_jax import sweep_vmap
-    from vae_jax import workdir as workdir_lib
+    from vae_jax.sweeps import vmap_group as sweep_vmap
+    from vae_jax.training import workdir as workdir_lib
 
     configs = _member_configs()
     dirs = [str(tmp_path / f"m{i}") for i in range(len(configs))]

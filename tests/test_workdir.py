@@ -13,10 +13,11 @@ import sys
 import pytest
 from conftest import ROOT, load_config
 
-from vae_jax import checkpointing, run_meta
+from vae_jax.training import checkpointing
+from vae_jax.training import run_meta
 from vae_jax import main as main_lib
-from vae_jax import workdir as workdir_lib
-from vae_jax.workdir import WorkdirError
+from vae_jax.training import workdir as workdir_lib
+from vae_jax.training.workdir import WorkdirError
 
 
 def _cfg(epochs=1):

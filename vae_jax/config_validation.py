@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from vae_jax import data as data_lib
-from vae_jax import distributions as D
-from vae_jax import models, nets, objectives, objectives_extra
+import vae_jax.models.distributions as D
+from vae_jax import models
+import vae_jax.models.nets as nets
+from vae_jax import objectives
+from vae_jax import objectives as objectives_extra
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
 NAN_POLICIES = ("stop", "skip")

@@ -12,12 +12,12 @@ from ml_collections import config_flags
 
 # mode -> "module:function"; each function takes (config, workdir) and does the whole job.
 MODES = {
-    "train": "vae_jax.train:train_and_evaluate",
+    "train": "vae_jax.training.runs:train_and_evaluate",
     "interpolate": "vae_jax.tasks.interpolation:run_interpolate",
     "latents": "vae_jax.tasks.latents:run_latents",
     "inpaint": "vae_jax.tasks.inpainting:run_inpaint",
     "colorize": "vae_jax.tasks.colorization:run_colorize",
-    "evaluate": "vae_jax.evaluate_run:run_evaluate",
+    "evaluate": "vae_jax.evaluation.run:run_evaluate",
 }
 
 FLAGS = flags.FLAGS
@@ -33,6 +33,8 @@ CONFIG_OPTIONAL_MODES = ("evaluate",)
 # add files to a trained run, so run_mode only holds its lock: they refuse while that run is still
 # training, and two of them cannot write the same eval.json or report at once.
 CLAIMING_MODES = ("train",)
+# Modes after which the CLI (re)writes the run's report.html.
+REPORTING_MODES = ("train", "evaluate")
 
 
 flags.DEFINE_enum("on_config_mismatch", "refuse", ["refuse", "overwrite", "resume"],
@@ -47,10 +49,8 @@ EXIT_BAD_INPUT, EXIT_NONFINITE = 2, 3
 def run_mode(mode: str, config, workdir: str):
     """Runs one mode; a known failure becomes one line on stderr, a line in <workdir>/error.log
     and a non-zero exit (SystemExit), anything else is logged there too and re-raised."""
-    from vae_jax import workdir as workdir_lib
-    from vae_jax.config_validation import ConfigError
-    from vae_jax.data import DataError
-    from vae_jax.train import NonFiniteError
+    from vae_jax.errors import ConfigError, DataError, NonFiniteError, WorkdirError
+    import vae_jax.training.workdir as workdir_lib
 
     def fail(e, status):
         print(f"error: {e}", file=sys.stderr)
@@ -63,10 +63,14 @@ def run_mode(mode: str, config, workdir: str):
         module, fn = MODES[mode].split(":")
         run = getattr(importlib.import_module(module), fn)
         if mode in CLAIMING_MODES:
-            return run(config, workdir)
-        with workdir_lib.hold(workdir):
-            return run(config, workdir)
-    except (ConfigError, DataError, workdir_lib.WorkdirError) as e:
+            result = run(config, workdir)
+        else:
+            with workdir_lib.hold(workdir):
+                result = run(config, workdir)
+        if mode in REPORTING_MODES:
+            write_report(workdir)
+        return result
+    except (ConfigError, DataError, WorkdirError) as e:
         fail(e, EXIT_BAD_INPUT)
     except NonFiniteError as e:
         fail(e, EXIT_NONFINITE)
@@ -81,6 +85,11 @@ def run_mode(mode: str, config, workdir: str):
         raise
 
 
+def write_report(workdir: str) -> None:
+    import vae_jax.report.run_report as run_report
+    run_report.write(workdir)
+
+
 def main(argv):
     logging.set_verbosity(logging.WARNING)  # orbax logs every save at INFO
     if len(argv) > 1:
@@ -92,11 +101,21 @@ def main(argv):
         print("error: --config: required (a file in configs/, e.g. --config=configs/vae_mnist.py)",
               file=sys.stderr)
         sys.exit(2)
-    from vae_jax import workdir as workdir_lib
+    import vae_jax.training.workdir as workdir_lib
     workdir_lib.set_mismatch_policy(FLAGS.on_config_mismatch)
-    from vae_jax import parallel
+    import vae_jax.training.parallel as parallel
     parallel.maybe_initialize_distributed()  # multi-host: VAE_JAX_DISTRIBUTED=1
-    result = run_mode(FLAGS.mode, FLAGS.config, FLAGS.workdir)
+    config = FLAGS.config
+    if FLAGS.iwae_k is not None:
+        if FLAGS.mode != "evaluate":
+            print(f"error: --iwae_k: applies to --mode=evaluate only (got --mode={FLAGS.mode})", file=sys.stderr)
+            sys.exit(EXIT_BAD_INPUT)
+        if config is None:
+            from vae_jax.evaluation.run import eval_config
+            import ml_collections
+            config = ml_collections.ConfigDict({"eval": eval_config()})
+        config.eval.iwae_k = FLAGS.iwae_k
+    result = run_mode(FLAGS.mode, config, FLAGS.workdir)
     if FLAGS.mode == "train":
         import os
         print(f"results: {os.path.abspath(FLAGS.workdir)}/eval.json, report: "

@@ -13,9 +13,12 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspa
 
 import jax  # noqa: E402
 
-from vae_jax import checkpointing, iwae, models, train  # noqa: E402
+from vae_jax.training import checkpointing
+from vae_jax.evaluation import iwae
+from vae_jax import models
+from vae_jax.training import trainer as train  # noqa: E402
 from vae_jax import data as data_lib  # noqa: E402
-from vae_jax.evaluate_run import load_run_config  # noqa: E402
+from vae_jax.evaluation.run import load_run_config  # noqa: E402
 
 
 def main():

@@ -32,7 +32,12 @@ FLAGS = flags.FLAGS
 def main(argv):
     import jax
 
-    from vae_jax import checkpointing, data as data_lib, iwae, models, run_meta, train
+    from vae_jax.training import checkpointing
+    from vae_jax import data as data_lib
+    from vae_jax.evaluation import iwae
+    from vae_jax import models
+    from vae_jax.training import run_meta
+    from vae_jax.training import trainer as train
 
     logging.set_verbosity(logging.WARNING)
     config, workdir = FLAGS.config, FLAGS.workdir

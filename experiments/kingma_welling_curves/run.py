@@ -23,7 +23,8 @@ FLAGS = flags.FLAGS
 def main(argv):
     import numpy as np
 
-    from vae_jax import report, sweep
+    from vae_jax.report import html as report
+    from vae_jax.sweeps import runner as sweep
 
     if FLAGS.config is not None:
         sweep.run(config_flags.get_config_filename(FLAGS["config"]), FLAGS.config, FLAGS.workdir)

@@ -58,10 +58,12 @@ def sharpness(images, reference):
 
 def main():
     args = _shared.parse(_shared.parser("likelihood_blur", __doc__, epochs=3))
-    from vae_jax import classifier as clf_lib
+    from vae_jax.evaluation import classifier as clf_lib
     from vae_jax import data as data_lib
-    from vae_jax import fid, models, train
-    from vae_jax.report import image_grid, _plt
+    from vae_jax.evaluation import fid
+    from vae_jax import models
+    from vae_jax.training import trainer as train
+    from vae_jax.report.html import image_grid, _plt
 
     rows, recon_show, sample_show, ds, clf = [], [], [], None, None
     for lik, (label, binarization) in LIKELIHOODS.items():

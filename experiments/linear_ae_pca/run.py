@@ -22,7 +22,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, ROOT)
 
-from vae_jax import checkpointing, models, train  # noqa: E402
+from vae_jax.training import checkpointing
+from vae_jax import models
+from vae_jax.training import trainer as train  # noqa: E402
 from vae_jax import data as data_lib  # noqa: E402
 from vae_jax.tasks import pca as pca_lib  # noqa: E402
 

@@ -39,7 +39,8 @@ def variants(steps_per_epoch: int):
 def main():
     p = _shared.parser("posterior_collapse", __doc__, epochs=3)
     args = _shared.parse(p)
-    from vae_jax import iwae, train
+    from vae_jax.evaluation import iwae
+    from vae_jax.training import trainer as train
 
     n_train = 512 if args.tiny else 60000
     steps = n_train // (64 if args.tiny else 128)
@@ -85,7 +86,7 @@ def main():
 
 
 def plot_kl_per_dim(rows, path):
-    from vae_jax.report import _plt
+    from vae_jax.report.html import _plt
 
     plt = _plt()
     fig, axes = plt.subplots(1, len(BETAS), figsize=(3.2 * len(BETAS), 2.8), sharey=True)

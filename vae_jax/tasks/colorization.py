@@ -31,9 +31,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import cvae as cvae_lib
-from vae_jax import objectives
-from vae_jax.tasks import common
+import vae_jax.models.cvae as cvae_lib
+import vae_jax.tasks.fit as fit_lib
+import vae_jax.tasks.common as common
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -95,7 +95,6 @@ def _batch(x, key, cfg):
     return split_gray_chroma(rgb)
 
 
-@objectives.register("cvae_colorize", model_kinds=("cvae",))
 def cvae_colorize_objective(model, params, x, key, step, cfg):
     k_col, k_z = jax.random.split(key)
     gray, chroma = _batch(x, k_col, cfg)
@@ -106,7 +105,6 @@ def cvae_colorize_objective(model, params, x, key, step, cfg):
                                      output_fn=scale_by_gray)
 
 
-@objectives.register("regress_colorize", model_kinds=("regressor",))
 def regress_colorize_objective(model, params, x, key, step, cfg):
     gray, chroma = _batch(x, key, cfg)
     return cvae_lib.regression_nll(model, params, chroma, gray, output_fn=scale_by_gray)
@@ -118,11 +116,11 @@ def train_models(config, ds, workdir):
     h, w, _ = ds.image_shape
     obj_cfg = {"palette_size": t.palette_size, "luminance": t.luminance, "kl_warmup_steps": t.kl_warmup_steps}
     out = {}
-    for name, deterministic, objective in (("cvae", False, "cvae_colorize"),
-                                           ("regressor", True, "regress_colorize")):
+    for name, deterministic, objective in (("cvae", False, cvae_colorize_objective),
+                                           ("regressor", True, regress_colorize_objective)):
         model = cvae_lib.build(config.model, (h, w, 2), deterministic=deterministic)
-        params = cvae_lib.fit(model, config, objective, obj_cfg, ds.train_images, ((h, w, 2), (h, w, 1)),
-                              cvae_lib.checkpoint_dir(workdir, f"colorize_{name}"), label=f"colorize {name}")
+        params = fit_lib.fit(model, config, objective, obj_cfg, ds.train_images, ((h, w, 2), (h, w, 1)),
+                              fit_lib.checkpoint_dir(workdir, f"colorize_{name}"), label=f"colorize {name}")
         out[name] = (model, params)
     return out
 
@@ -175,14 +173,16 @@ def measure(samples, truth, gray, pal=None, lum=None, true_index=None, tolerance
 def run_colorize(config, workdir: str) -> dict:
     """``--mode=colorize``: trains (or reuses) the CVAE and the regressor described by ``config``,
     measures both on the test set and writes colorize.json, colorize.md, colorize.png, report.html."""
-    from vae_jax import config_validation, run_meta
+    from vae_jax import config as config_validation
+    from vae_jax.errors import ConfigError
+    import vae_jax.training.run_meta as run_meta
     from vae_jax import data as data_lib
 
     config_validation.validate(config)
     ds = data_lib.load(config.data)
     t = config.tasks.colorize
     if ds.image_shape[-1] not in (1, 3):
-        raise config_validation.ConfigError(f"data.name: colorization needs gray (1 channel) or RGB images, "
+        raise ConfigError(f"data.name: colorization needs gray (1 channel) or RGB images, "
                                             f"got {ds.image_shape[-1]} channels")
     with run_meta.open_workdir(workdir, config, ds.meta):
         models = train_models(config, ds, workdir)

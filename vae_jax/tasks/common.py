@@ -17,157 +17,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-MASK_KINDS = ("bottom_half", "centre_square", "random", "quadrant")
 
 
-# ---------------------------------------------------------------------------- config section
-def task_config() -> ml_collections.ConfigDict:
-    """Defaults of the ``tasks`` config section (``config_base.base_config`` holds one)."""
-    t = ml_collections.ConfigDict()
-    t.eval_subset = 1000           # test images used for the task metrics (0: all)
-    t.data_dir = ""                # overrides the trained run's data.dir when the data moved
-    t.classifier = "auto"          # digit classifier of the metrics: auto | cnn | mlp (see digit_classifier)
-
-    t.interpolate = ml_collections.ConfigDict()
-    t.interpolate.num_pairs = 200      # test-image pairs (different labels) measured
-    t.interpolate.steps = 10           # frames per path = steps + 1 (endpoints included)
-    t.interpolate.grid_pairs = 8       # pairs drawn in the grids
-    t.interpolate.compare_workdirs = ""  # comma-separated other trained runs (e.g. an AE) to compare
-    t.interpolate.nn_reference = 10000   # training images searched for the nearest-neighbour distance
-
-    t.latents = ml_collections.ConfigDict()
-    t.latents.grid_size = 20           # manifold grid (2-D latent): grid_size x grid_size
-    t.latents.traversal_steps = 11
-    t.latents.max_traversal_dims = 16  # traversal rows (dimensions with the largest KL)
-
-    t.inpaint = ml_collections.ConfigDict()
-    t.inpaint.masks = ",".join(MASK_KINDS)
-    t.inpaint.random_hidden_fraction = 0.75  # mask 'random': fraction p of pixels hidden
-    t.inpaint.num_samples = 16         # completions per image (best-of-N and the NLL mixture)
-    t.inpaint.opt_steps = 200          # Adam steps on the per-image q(z) (masked ELBO)
-    t.inpaint.opt_learning_rate = 0.05
-    t.inpaint.opt_mc_samples = 4       # reparameterized samples per step
-    t.inpaint.gibbs_steps = 30         # pseudo-Gibbs iterations per chain
-    t.inpaint.cvae = True              # also train (or reuse) and measure the conditional VAE
-    t.inpaint.grid_images = 8
-
-    t.colorize = ml_collections.ConfigDict()
-    t.colorize.palette_size = 6        # colours of equal luminance and equal saturation
-    t.colorize.luminance = 0.5         # luminance (Rec. 601 Y) of every palette colour
-    t.colorize.num_samples = 8
-    t.colorize.kl_warmup_steps = 1000  # CVAE KL weight rises 0 -> 1 over these many steps
-    t.colorize.palette_tolerance = 0.1  # RGB distance under which a sample's colour counts as a palette colour
-    t.colorize.grid_images = 8
-    return t
-
-
-def shrink_for_tests(t: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
-    """The ``tiny`` variant of the tasks section: seconds instead of minutes."""
-    t.eval_subset = 48
-    t.classifier = "mlp"  # seconds; the CNN of vae_jax.classifier trains for minutes on CPU
-    t.interpolate.num_pairs = 8
-    t.interpolate.steps = 6
-    t.interpolate.grid_pairs = 4
-    t.interpolate.nn_reference = 256
-    t.latents.grid_size = 6
-    t.latents.traversal_steps = 5
-    t.latents.max_traversal_dims = 4
-    t.inpaint.num_samples = 4
-    t.inpaint.opt_steps = 20
-    t.inpaint.opt_mc_samples = 2
-    t.inpaint.gibbs_steps = 4
-    t.inpaint.grid_images = 4
-    t.colorize.num_samples = 4
-    t.colorize.kl_warmup_steps = 40
-    t.colorize.grid_images = 4
-    return t
-
-
-def mask_kinds(tasks) -> tuple[str, ...]:
-    return tuple(m.strip() for m in tasks.inpaint.masks.split(",") if m.strip())
-
-
-def validate_tasks(cfg) -> None:
-    from vae_jax.config_validation import ConfigError
-
-    if "tasks" not in cfg:
-        return
-    t = cfg.tasks
-    if t.get("classifier", "auto") not in ("auto", "cnn", "mlp"):
-        raise ConfigError(f"tasks.classifier: {t.classifier!r} is not allowed; choose one of ['auto', 'cnn', 'mlp']")
-    bad = [m for m in mask_kinds(t) if m not in MASK_KINDS]
-    if bad or not mask_kinds(t):
-        raise ConfigError(f"tasks.inpaint.masks: {t.inpaint.masks!r} must be a comma-separated subset of {list(MASK_KINDS)}")
-    if not 0.0 < t.inpaint.random_hidden_fraction < 1.0:
-        raise ConfigError(f"tasks.inpaint.random_hidden_fraction: {t.inpaint.random_hidden_fraction!r} must be in (0, 1)")
-    for path in ("inpaint.num_samples", "inpaint.opt_steps", "inpaint.opt_mc_samples", "inpaint.gibbs_steps",
-                 "colorize.num_samples", "colorize.palette_size", "interpolate.num_pairs", "interpolate.steps",
-                 "latents.grid_size", "latents.traversal_steps"):
-        sec, field = path.split(".")
-        v = t[sec][field]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ConfigError(f"tasks.{path}: {v!r} must be an integer >= 1")
-    if t.colorize.palette_size < 2:
-        raise ConfigError("tasks.colorize.palette_size: needs >= 2 colours (one colour is determined by gray)")
-    if not 0.05 <= t.colorize.luminance <= 0.8:
-        raise ConfigError(f"tasks.colorize.luminance: {t.colorize.luminance!r} must be in [0.05, 0.8] "
-                          "(saturated colours exist only at moderate luminance)")
-
-
-def _register_check():
-    from vae_jax import config_validation
-    if validate_tasks not in config_validation.EXTRA_CHECKS:
-        config_validation.EXTRA_CHECKS.append(validate_tasks)
-
-
-_register_check()
+from vae_jax.tasks.settings import MASK_KINDS, mask_kinds, shrink_for_tests, task_config, validate_tasks  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------- trained runs
-class Run:
-    """A trained run: its config (from config.json), data, model and restored parameters."""
-
-    def __init__(self, workdir, config, ds, model, params):
-        self.workdir, self.config, self.ds, self.model, self.params = workdir, config, ds, model, params
-
-    @property
-    def kind(self) -> str:
-        return "vae" if self.model.is_vae else "ae"
+def load_run(workdir: str, data_dir: str = "", ds=None):
+    """The trained run in ``workdir`` (``vae_jax.training.runs.load_run``)."""
+    import vae_jax.training.runs as runs
+    return runs.load_run(workdir, data_dir, ds)
 
 
-def has_checkpoint(workdir: str) -> bool:
-    d = os.path.join(workdir, "checkpoints")
-    return os.path.isdir(d) and any(p.isdigit() for p in os.listdir(d))
-
-
-def load_run(workdir: str, data_dir: str = "", ds=None) -> Run:
-    """Rebuilds the model of ``workdir/config.json`` and restores its latest checkpoint's params."""
-    from vae_jax import checkpointing, models, train
-    from vae_jax import data as data_lib
-    from vae_jax.config_validation import ConfigError
-
-    path = os.path.join(workdir, "config.json")
-    if not os.path.exists(path) or not has_checkpoint(workdir):
-        raise ConfigError(f"--workdir: {workdir!r} holds no trained run (config.json and checkpoints/); "
-                          "train one first with --mode=train")
-    config = ml_collections.ConfigDict(json.load(open(path)))
-    if data_dir:
-        config.data.dir = data_dir
-    if ds is None:
-        ds = data_lib.load(config.data)
-    model = models.build_model(config.model, ds.image_shape)
-    # The optimizer state's structure depends on the lr schedule, which needs steps per epoch.
-    template = train.create_state(config, model, jax.random.PRNGKey(0), ds.image_shape,
-                                  max(1, len(ds.train_images) // config.train.batch_size))
-    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
-    try:
-        params = ckpt.restore_params(template)
-    finally:
-        ckpt.close()
-    return Run(workdir, config, ds, model, params)
-
-
-def tasks_of(config, run: Run | None = None) -> ml_collections.ConfigDict:
+def tasks_of(config, run=None) -> ml_collections.ConfigDict:
     """The tasks section: from the command-line config if it has one, else the run's, else defaults."""
     if config is not None and "tasks" in config:
         return config.tasks
@@ -222,7 +84,7 @@ def digit_classifier(ds, workdir: str, seed: int = 0, which: str = "auto"):
     cached in ``workdir/task_classifier.msgpack``; ``auto`` the CNN when that module exists."""
     if which in ("auto", "cnn"):
         try:
-            from vae_jax import classifier as clf_lib
+            import vae_jax.evaluation.classifier as clf_lib
         except ImportError:
             if which == "cnn":
                 raise
@@ -258,7 +120,7 @@ def _mlp_classifier(ds, workdir, seed):
     import flax.serialization
     import optax
 
-    from vae_jax import nets
+    import vae_jax.models.nets as nets
 
     num_classes = int(max(ds.train_labels.max(), ds.test_labels.max())) + 1
     net = nets.MLP((256,), num_classes)
@@ -328,7 +190,7 @@ def save_labeled_grid(path: str, columns: list[np.ndarray], labels: list[str], t
                       row_labels: list[str] | None = None) -> str:
     """``columns``: list of [R, H, W, C] arrays (one per column, same R); labels under each column
     (and optionally left of each row). Pixel-exact (one image pixel = 3 screen px)."""
-    from vae_jax import report
+    import vae_jax.report.html as report
 
     stacked = np.stack([np.asarray(c, np.float32) for c in columns], 1)  # [R, K, H, W, C]
     grid = report.image_grid(stacked.reshape((-1,) + stacked.shape[2:]), ncol=len(columns))
@@ -371,5 +233,5 @@ def markdown_table(rows: list[dict], columns: list[str], floatfmt: str = "{:.4f}
 
 def finish(workdir: str) -> str:
     """Regenerates workdir/report.html (it links every PNG and HTML page the modes wrote)."""
-    from vae_jax import report
+    import vae_jax.report.html as report
     return report.write_html(workdir)

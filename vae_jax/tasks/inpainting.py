@@ -31,11 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vae_jax import cvae as cvae_lib
-from vae_jax import distributions as D
-from vae_jax import objectives
+import vae_jax.models.cvae as cvae_lib
+import vae_jax.models.distributions as D
+import vae_jax.tasks.fit as fit_lib
 from vae_jax.models import likelihood_of
-from vae_jax.tasks import common
+import vae_jax.tasks.common as common
 
 
 # ---------------------------------------------------------------------------- masks
@@ -80,7 +80,6 @@ def complete(x, m, prediction):
 
 
 # ---------------------------------------------------------------------------- CVAE objective
-@objectives.register("cvae_inpaint", model_kinds=("cvae",))
 def cvae_inpaint_objective(model, params, x, key, step, cfg):
     """−ELBO of the hidden pixels given (x⊙m, m) under a random mask of the configured kinds.
     ``x`` arrives gray (the condition sees gray pixels, as at test time); for a Bernoulli model
@@ -95,11 +94,11 @@ def cvae_inpaint_objective(model, params, x, key, step, cfg):
 def train_cvae(run, tasks, workdir):
     model = cvae_lib.build(run.config.model, run.ds.image_shape)
     cond_shape = run.ds.image_shape[:2] + (2 * run.ds.image_shape[2],)
-    params = cvae_lib.fit(model, run.config, "cvae_inpaint",
+    params = fit_lib.fit(model, run.config, cvae_inpaint_objective,
                           {"masks": ",".join(common.mask_kinds(tasks)),
                            "random_hidden_fraction": tasks.inpaint.random_hidden_fraction},
                           run.ds.train_images, (run.ds.image_shape, cond_shape),
-                          cvae_lib.checkpoint_dir(workdir, "cvae_inpaint"), label="cvae_inpaint")
+                          fit_lib.checkpoint_dir(workdir, "cvae_inpaint"), label="cvae_inpaint")
     return model, params
 
 
@@ -207,14 +206,14 @@ def run_inpaint(config, workdir: str) -> dict:
     workdir holds none (with ``--config``), and the CVAE (cached in workdir/cvae_inpaint/)."""
     if not common.has_checkpoint(workdir):
         if config is None:
-            from vae_jax.config_validation import ConfigError
+            from vae_jax.errors import ConfigError
             raise ConfigError(f"--workdir: {workdir!r} holds no trained VAE and no --config was given to train one")
-        from vae_jax import train
+        import vae_jax.training.trainer as train
         print(f"inpaint: no trained model in {workdir}; training one with the given config first", flush=True)
         train.train_and_evaluate(config, workdir)
     run = common.load_run(workdir, common.data_dir_of(config))
     if not run.model.is_vae:
-        from vae_jax.config_validation import ConfigError
+        from vae_jax.errors import ConfigError
         raise ConfigError(f"model.kind: the run in {workdir} is {run.config.model.kind!r}; inpainting by "
                           "posterior inference needs model.kind='vae'")
     tasks = common.tasks_of(config, run)

@@ -27,8 +27,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from vae_jax import report
-from vae_jax.tasks import common
+import vae_jax.report.html as report
+import vae_jax.tasks.common as common
 
 
 def lerp(z0, z1, ts):

@@ -19,9 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats
 
-from vae_jax import distributions as D
-from vae_jax import report
-from vae_jax.tasks import common
+import vae_jax.models.distributions as D
+import vae_jax.report.html as report
+import vae_jax.tasks.common as common
 
 
 def encode_all(run, x):

@@ -1,0 +1,180 @@
+"""Configs: the base every ``configs/*.py`` file starts from (one place for defaults), the variant
+parser those files share, and ``validate`` — which asks each room to check its own section.
+
+    from vae_jax import config as config_base
+
+    def get_config(arg=None):
+        variants = config_base.parse_arg(arg, {"tiny"}, __file__)
+        c = config_base.base_config()
+        ...
+        return config_base.apply_variants(c, variants)
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import ml_collections
+
+from vae_jax import checks, data, models, objectives
+from vae_jax.errors import ConfigError
+import vae_jax.evaluation.settings as eval_settings
+import vae_jax.report.html as report_html
+import vae_jax.tasks.settings as task_settings
+import vae_jax.training.trainer as trainer
+
+
+def base_config() -> ml_collections.ConfigDict:
+    c = ml_collections.ConfigDict()
+    c.seed = 0
+
+    c.data = ml_collections.ConfigDict()
+    c.data.name = "mnist"
+    c.data.source = "idx"          # idx | bundled | tfds
+    c.data.dir = ""                # idx: directory of *-ubyte.gz ($VAE_JAX_DATA_DIR if empty)
+    c.data.binarization = "dynamic"  # dynamic | static | none
+    c.data.static_seed = 0
+    c.data.train_subset = 0        # >0: keep only the first N training images
+    c.data.test_subset = 0
+
+    c.model = ml_collections.ConfigDict()
+    c.model.kind = "vae"           # vae | ae | linear_ae
+    c.model.encoder_hidden = (500,)
+    c.model.decoder_hidden = (500,)
+    c.model.latent_dim = 20
+    c.model.activation = "relu"
+    c.model.likelihood = "bernoulli"
+    c.model.sigma = 1.0            # fixed σ of the 'gaussian' likelihood
+    c.model.min_log_sigma = -4.6   # floor of the learned log σ ('gaussian_learned'); log(0.01)
+    c.model.offset_init = "zeros"  # linear_ae_orth: 'zeros' | 'data_mean' (b starts at the training mean)
+    c.model.net = "mlp"            # mlp | conv (conv: two stride-2 convs; H and W divisible by 4)
+    c.model.conv_channels = (32, 64)  # conv: channels of the encoder convs (decoder mirrors them)
+
+    c.objective = ml_collections.ConfigDict()
+    c.objective.name = "elbo"
+    c.objective.kl_weight = 1.0
+    # Fields of the objectives in objectives_extra.py (each reads only its own):
+    c.objective.warmup_steps = 0    # elbo_warmup: KL weight rises linearly 0 -> kl_weight over N steps
+    c.objective.cycles = 4          # elbo_cyclical: M ramps over the first anneal_steps steps,
+    c.objective.cycle_ratio = 0.5   #   each rising over a fraction R of its period
+    c.objective.anneal_steps = 0
+    c.objective.free_bits = 0.0     # elbo_free_bits: per-dimension KL floor λ (nats)
+    c.objective.iwae_k = 5          # iwae: importance samples per example
+    c.objective.noise_type = "gaussian"  # denoising_ae: gaussian | masking
+    c.objective.noise_std = 0.5     # denoising_ae, gaussian: std of the additive noise
+    c.objective.mask_prob = 0.25    # denoising_ae, masking: probability a pixel is zeroed
+    c.objective.l1_weight = 1e-3    # sparse_ae: weight of Σ_d |z_d|
+
+    c.optim = ml_collections.ConfigDict()
+    c.optim.name = "adam"          # adam | adamw | sgd
+    c.optim.learning_rate = 1e-3
+    c.optim.weight_decay = 0.0
+    c.optim.grad_clip_norm = 0.0   # 0: off
+    c.optim.b1 = 0.9               # Adam moments and ε
+    c.optim.b2 = 0.999
+    c.optim.eps = 1e-8
+    c.optim.momentum = 0.9         # sgd: heavy-ball momentum (0: plain gradient descent)
+    c.optim.nesterov = False       # sgd: Nesterov's form of the momentum
+    c.optim.stage_epochs = ()      # () constant lr; (e0, e1, ...): stage i has e_i epochs at
+    c.optim.stage_decay = 1.0      #   learning_rate·stage_decay^i (IWAE paper: 3^i, 10^(-1/7))
+
+    c.train = ml_collections.ConfigDict()
+    c.train.epochs = 10
+    c.train.batch_size = 128
+    c.train.eval_every = 1         # epochs between test evaluations
+    c.train.checkpoint_every = 1   # epochs between checkpoints (the last epoch is always saved)
+    c.train.eval_batch_size = 1000
+    c.train.nan_policy = "stop"    # stop | skip
+    c.train.data_parallel = "auto"  # auto | on | off: split batches over all devices (training/parallel.py)
+    c.train.progress = True
+    c.train.tensorboard = True
+
+    c.report = ml_collections.ConfigDict()
+    c.report.num_images = 64
+    c.report.enabled = True
+
+    # Application modes (interpolate, latents, inpaint, colorize): see vae_jax/tasks/common.py.
+    c.tasks = task_settings.task_config()
+
+    # --mode=evaluate (IWAE NLL, diagnostics, Fréchet distance): see vae_jax/evaluate_run.py.
+    c.eval = eval_settings.eval_config()
+    return c
+
+
+def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Shrinks any config for tests: bundled data subset, small nets, two short epochs."""
+    c.data.source = "bundled"
+    c.data.dir = ""
+    c.data.train_subset = 512
+    c.data.test_subset = 256
+    if c.model.kind in ("vae", "ae"):
+        c.model.encoder_hidden = tuple(min(h, 32) for h in c.model.encoder_hidden)
+        c.model.decoder_hidden = tuple(min(h, 32) for h in c.model.decoder_hidden)
+    c.model.latent_dim = min(c.model.latent_dim, 8)
+    c.train.epochs = 2
+    c.train.batch_size = 64
+    c.train.eval_batch_size = 128
+    c.train.progress = False
+    c.report.num_images = 16
+    task_settings.shrink_for_tests(c.tasks)
+    eval_settings.shrink_eval_for_tests(c.eval)
+    return c
+
+
+# ---------------------------------------------------------------------------- variants
+def parse_arg(arg, allowed, config_file: str) -> set[str]:
+    """``--config=FILE:a,b`` -> {'a', 'b'}; an unknown variant is a ConfigError naming the file."""
+    parts = {p.strip() for p in (arg or "").split(",") if p.strip()}
+    unknown = parts - set(allowed)
+    if unknown:
+        raise ConfigError(f"--config={os.path.basename(config_file)}:{arg}: unknown variant(s) "
+                          f"{sorted(unknown)}; combine {sorted(allowed)} with commas, or give none")
+    return parts
+
+
+def apply_variants(c: ml_collections.ConfigDict, variants) -> ml_collections.ConfigDict:
+    """The variants every config file understands (today ``tiny``), applied last."""
+    if "tiny" in variants:
+        tiny(c)
+    return c
+
+
+def load_config_file(path: str, arg=None) -> ml_collections.ConfigDict:
+    """``get_config(arg)`` of a config file given by path (``configs/*.py`` use it for a sibling
+    file, so nothing depends on the current directory)."""
+    spec = importlib.util.spec_from_file_location(f"vae_jax_config_{abs(hash(path))}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(arg)
+
+
+def sibling(config_file: str, name: str) -> str:
+    return os.path.join(os.path.dirname(os.path.abspath(config_file)), name)
+
+
+# ---------------------------------------------------------------------------- validation
+def validate(cfg) -> None:
+    """Checks every field before any work starts: each room validates its own section against the
+    defaults (a field set away from its default where nothing reads it is refused)."""
+    defaults = base_config()
+    checks.positive_int(cfg, "seed", allow_zero=True)
+    for section in cfg:
+        if section not in defaults and section not in EXTRA_SECTIONS:
+            raise ConfigError(f"{section}: unknown config section; known: {sorted(defaults)}")
+    data.validate(cfg, defaults)
+    models.validate(cfg, defaults)
+    objectives.validate(cfg, defaults)
+    trainer.validate(cfg, defaults)
+    report_html.validate(cfg)
+    task_settings.validate_tasks(cfg)
+    eval_settings.validate_eval(cfg)
+
+
+# Sections some configs add beside the base ones (read by the tasks that train CVAEs).
+EXTRA_SECTIONS = ("cvae",)
+
+
+def validate_against_data(cfg, n_train: int) -> None:
+    if cfg.train.batch_size > n_train:
+        raise ConfigError(f"train.batch_size: {cfg.train.batch_size} exceeds the {n_train} training "
+                          "images; choose a value <= the training set size")

@@ -1,0 +1,1 @@
+"""Reports: plots, image grids and the per-run report.html (called by the CLI, never by the trainer)."""

@@ -1,0 +1,3 @@
+from vae_jax.sweeps.runner import entry
+
+entry()
