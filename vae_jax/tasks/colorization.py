@@ -173,12 +173,12 @@ def measure(samples, truth, gray, pal=None, lum=None, true_index=None, tolerance
 def run_colorize(config, workdir: str) -> dict:
     """``--mode=colorize``: trains (or reuses) the CVAE and the regressor described by ``config``,
     measures both on the test set and writes colorize.json, colorize.md, colorize.png, report.html."""
-    from vae_jax import config as config_validation
+    from vae_jax import config as config_lib
     from vae_jax.errors import ConfigError
     import vae_jax.training.run_meta as run_meta
     from vae_jax import data as data_lib
 
-    config_validation.validate(config)
+    config_lib.validate(config)
     ds = data_lib.load(config.data)
     t = config.tasks.colorize
     if ds.image_shape[-1] not in (1, 3):
