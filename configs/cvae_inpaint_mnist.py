@@ -10,12 +10,11 @@ from vae_jax import config as config_base
 
 
 def get_config(arg=None):
+    variants = config_base.parse_arg(arg, {"tiny"}, __file__)
     c = config_base.base_config()  # its model is the 784-500-20 Bernoulli VAE, dynamic binarization
     c.train.epochs = 5
     c.tasks.inpaint.masks = "bottom_half,centre_square,random,quadrant"
     c.tasks.inpaint.random_hidden_fraction = 0.75
-    if arg == "tiny":
+    if "tiny" in variants:
         config_base.tiny(c)
-    elif arg:
-        raise ValueError(f"configs/cvae_inpaint_mnist.py: unknown variant {arg!r}; choose 'tiny' or none")
     return c

@@ -19,11 +19,7 @@ CPU_STAGES = (50, 25, 20, 15, 12, 10, 10, 38)            # 180 epochs
 
 
 def get_config(arg=None):
-    parts = set(filter(None, (arg or "").split(",")))
-    unknown = parts - {"iwae5", "cpu", "tiny"}
-    if unknown:
-        raise ValueError(f"configs/iwae_table1.py: unknown variant(s) {sorted(unknown)}; "
-                         "combine 'iwae5', 'cpu', 'tiny' with commas")
+    parts = config_base.parse_arg(arg, {"iwae5", "cpu", "tiny"}, __file__)
     c = config_base.base_config()
     c.model.kind = "vae"
     c.model.encoder_hidden = (200, 200)

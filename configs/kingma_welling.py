@@ -17,6 +17,7 @@ LATENT_SIZES = (3, 5, 10, 20, 200)
 
 
 def get_config(arg=None):
+    variants = config_base.parse_arg(arg, {"tiny", "cpu"}, __file__)
     c = config_base.base_config()
     c.model.kind = "vae"
     c.model.encoder_hidden = (500,)
@@ -31,13 +32,11 @@ def get_config(arg=None):
     c.train.checkpoint_every = 10
     c.train.tensorboard = False
     c.train.progress = False
-    if arg == "cpu":
+    if "cpu" in variants:
         c.train.epochs = 10
         c.train.checkpoint_every = 5
-    elif arg == "tiny":
+    if "tiny" in variants:
         config_base.tiny(c)
-    elif arg:
-        raise ValueError(f"configs/kingma_welling.py: unknown variant {arg!r}; choose 'cpu', 'tiny' or none")
     return c
 
 

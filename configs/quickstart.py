@@ -3,6 +3,7 @@ from vae_jax import config as config_base
 
 
 def get_config(arg=None):
+    variants = config_base.parse_arg(arg, {"tiny"}, __file__)
     c = config_base.base_config()
     c.data.source = "bundled"
     c.model.encoder_hidden = (256,)
@@ -12,8 +13,6 @@ def get_config(arg=None):
     c.train.batch_size = 100
     c.train.eval_every = 5
     c.train.checkpoint_every = 10
-    if arg == "tiny":
+    if "tiny" in variants:
         config_base.tiny(c)
-    elif arg:
-        raise ValueError(f"configs/quickstart.py: unknown variant {arg!r}; choose 'tiny' or none")
     return c

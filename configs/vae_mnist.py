@@ -8,6 +8,7 @@ from vae_jax import config as config_base
 
 
 def get_config(arg=None):
+    variants = config_base.parse_arg(arg, {"tiny"}, __file__)
     c = config_base.base_config()
     c.model.kind = "vae"
     c.model.encoder_hidden = (500,)
@@ -16,8 +17,6 @@ def get_config(arg=None):
     c.model.likelihood = "bernoulli"
     c.data.binarization = "dynamic"
     c.train.epochs = 10
-    if arg == "tiny":
+    if "tiny" in variants:
         config_base.tiny(c)
-    elif arg:
-        raise ValueError(f"configs/vae_mnist.py: unknown variant {arg!r}; choose 'tiny' or none")
     return c

@@ -13,12 +13,12 @@ What differs from vae_mnist.py, and why:
   * test evaluation every 2 epochs (each one costs a pass over the 10k test images).
 Model, batch size (128), likelihood and data are unchanged.
 """
-from configs import vae_mnist
+from vae_jax import config as config_base
 
 
 def get_config(arg=None):
-    c = vae_mnist.get_config(arg)
-    if arg:  # 'tiny' keeps the tiny shapes; only the schedule below is added
+    c = config_base.load_config_file(config_base.sibling(__file__, "vae_mnist.py"), arg)
+    if "tiny" in config_base.parse_arg(arg, {"tiny"}, __file__):  # keeps the tiny shapes and schedule
         return c
     c.optim.learning_rate = 3e-3
     c.optim.stage_epochs = (12, 8)

@@ -11,21 +11,20 @@ from vae_jax.sweeps import axis, product, zip_
 
 
 def get_config(arg=None):
+    variants = config_base.parse_arg(arg, {"tiny"}, __file__)
     c = config_base.base_config()
     c.model.kind = "vae"
     c.model.encoder_hidden = (500,)
     c.model.decoder_hidden = (500,)
     c.train.epochs = 10
     c.train.tensorboard = False
-    if arg == "tiny":
+    if "tiny" in variants:
         config_base.tiny(c)
         c.data.train_subset = 256
         c.data.test_subset = 128
         c.model.encoder_hidden = c.model.decoder_hidden = (16,)
         c.train.epochs = 2
         c.report.enabled = False
-    elif arg:
-        raise ValueError(f"configs/vae_sweep.py: unknown variant {arg!r}; choose 'tiny' or none")
     return c
 
 
@@ -36,7 +35,7 @@ def likelihoods():
 
 
 def get_sweep(arg=None):
-    if arg == "tiny":
+    if "tiny" in config_base.parse_arg(arg, {"tiny"}, __file__):
         return product(axis("model.latent_dim", [2, 4]), likelihoods(),
                        axis("objective.kl_weight", [0.5, 1.0]), axis("seed", [0, 1]))
     return product(axis("model.latent_dim", [2, 10, 50]), likelihoods(),
