@@ -25,7 +25,7 @@ import numpy as np
 from vae_jax.errors import DataError
 
 SOURCES = ("bundled", "idx", "tfds")
-BINARIZATIONS = ("dynamic", "static", "none")
+BINARIZATIONS = ("dynamic", "static", "none", "dequantize")
 KNOWN_TFDS = ("mnist", "fashion_mnist", "binarized_mnist", "kmnist", "emnist", "cifar10", "svhn_cropped")
 DATA_DIR_ENV = "VAE_JAX_DATA_DIR"
 
@@ -197,10 +197,16 @@ def load(cfg) -> Dataset:
 
 
 def to_float(images_u8, binarization: str, key=None):
-    """uint8 → float32 in [0, 1]; 'dynamic' draws a fresh Bernoulli sample with ``key`` (on device)."""
+    """uint8 → float32 in [0, 1]; 'dynamic' draws a fresh Bernoulli sample with ``key`` (on device);
+    'dequantize' gives (v + u)/256 with u ~ U[0, 1) per pixel (for continuous densities on 8-bit data)."""
     import jax
     import jax.numpy as jnp
 
+    if binarization == "dequantize":
+        if key is None:
+            raise ValueError("dequantization needs a PRNG key")
+        u = jax.random.uniform(key, images_u8.shape, jnp.float32)
+        return (images_u8.astype(jnp.float32) + u) * (1.0 / 256.0)
     x = images_u8.astype(jnp.float32) * (1.0 / 255.0)
     if binarization == "dynamic":
         if key is None:

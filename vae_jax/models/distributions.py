@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 
 
+import vae_jax.models.discretized as discretized
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -32,6 +34,11 @@ LOG_2PI = math.log(2.0 * math.pi)
 def kl_diag_gaussian_std_normal(mean, logvar):
     """KL(N(mean, diag exp(logvar)) || N(0, I)) per dimension (closed form)."""
     return 0.5 * (jnp.exp(logvar) + mean**2 - 1.0 - logvar)
+
+
+def kl_diag_gaussians(mean_q, logvar_q, mean_p, logvar_p):
+    """KL(N(mean_q, diag exp(logvar_q)) || N(mean_p, diag exp(logvar_p))) per dimension (closed form)."""
+    return 0.5 * (logvar_p - logvar_q + (jnp.exp(logvar_q) + (mean_q - mean_p) ** 2) * jnp.exp(-logvar_p) - 1.0)
 
 
 def diag_gaussian_log_prob(z, mean, logvar):
@@ -69,6 +76,7 @@ def _flatten(x, params, event_ndim):
 
 class Bernoulli:
     num_params = 1
+    needs_8bit_data = False
     needs_binary_data = True
 
     def __init__(self, **_):
@@ -78,9 +86,8 @@ class Bernoulli:
         x, params = _flatten(x, params, event_ndim)
         logits = params[..., 0]
         # -BCE = -softplus(-l)·x - softplus(l)·(1-x) (distrax's form) = x·l - softplus(l), since
-        # softplus(-l) = softplus(l) - l: one softplus per pixel instead of two. This is the
-        # hottest elementwise op of training (bench/ablate_step.py: the training step's CPU time
-        # ≈ 8% lower, BENCHMARKS.md); tests/test_distributions.py checks it against references.
+        # softplus(-l) = softplus(l) - l: one softplus per pixel instead of two (the hottest
+        # elementwise op of training); tests/test_distributions.py checks it against references.
         return jnp.sum(x * logits - jax.nn.softplus(logits), axis=-1)
 
     def mean(self, params):
@@ -89,6 +96,7 @@ class Bernoulli:
 
 class Gaussian:
     num_params = 1
+    needs_8bit_data = False
     needs_binary_data = False
 
     def __init__(self, sigma: float = 1.0, **_):
@@ -106,6 +114,7 @@ class Gaussian:
 
 class GaussianLearned:
     num_params = 2
+    needs_8bit_data = False
     needs_binary_data = False
 
     def __init__(self, **_):
@@ -156,6 +165,7 @@ class ContinuousBernoulli:
     """p(x|λ) = C(λ)·λ^x·(1−λ)^(1−x) on x ∈ [0, 1] (Loaiza-Ganem & Cunningham 2019): the normalized
     version of the Bernoulli cross-entropy that is often (mis)used on grey-scale pixels."""
     num_params = 1
+    needs_8bit_data = False
     needs_binary_data = False
 
     def __init__(self, **_):
@@ -176,6 +186,9 @@ LIKELIHOODS = {
     "gaussian": Gaussian,
     "gaussian_learned": GaussianLearned,
     "continuous_bernoulli": ContinuousBernoulli,
+    # 8-bit data (vae_jax/models/discretized.py); reported in nats and bits/dim.
+    "discretized_logistic": discretized.DiscretizedLogistic,
+    "dequantized_gaussian": discretized.DequantizedGaussian,
 }
 
 
