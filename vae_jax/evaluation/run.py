@@ -26,7 +26,6 @@ import vae_jax.evaluation.diagnostics as diagnostics
 import vae_jax.evaluation.fid as fid
 import vae_jax.evaluation.iwae as iwae
 from vae_jax.evaluation.settings import eval_config
-from vae_jax.report.html import _plt
 import vae_jax.training.run_meta as run_meta
 import vae_jax.training.runs as runs
 import vae_jax.training.trainer as trainer
@@ -69,7 +68,6 @@ def evaluate_run(config, workdir: str, log=print) -> dict:
         mean, logvar = diagnostics.encode_dataset(model, params, ds.test_images, keys["eval"],
                                                   binarization, eval_bs)
         results.update(diagnostics.mutual_information(mean, logvar, jax.random.fold_in(keys["eval"], 1)))
-        _plot_kl_per_dim(workdir, results["kl_per_dim"])
     timings["diagnostics_seconds"] = time.perf_counter() - t0
     run_meta.update_eval_json(workdir, dict(results, **timings))   # each part is saved as it finishes
     log("evaluate: " + ", ".join(f"{k} {results[k]:.4g}" for k in
@@ -120,16 +118,3 @@ def evaluate_run(config, workdir: str, log=print) -> dict:
 
 def _batched(fn, inputs, batch: int = 1000):
     return np.concatenate([np.asarray(fn(inputs[i:i + batch])) for i in range(0, len(inputs), batch)])
-
-
-def _plot_kl_per_dim(workdir: str, kl_per_dim) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar(range(len(kl_per_dim)), kl_per_dim)
-    ax.set_xlabel("latent unit")
-    ax.set_ylabel("E_x KL(q(z_u|x) || p(z_u)) (nats)")
-    fig.tight_layout()
-    path = os.path.join(workdir, "kl_per_dim.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
