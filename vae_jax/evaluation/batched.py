@@ -8,24 +8,20 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import data as data_lib
-import vae_jax.models.distributions as D
-from vae_jax.models import likelihood_of
+import vae_jax.models.protocol as protocol
 
 
 def per_example_metrics(model, params, x, key):
-    """Single-sample ELBO pieces and reconstruction error, one value per example."""
-    lik = likelihood_of(model)
+    """Single-sample ELBO pieces (latent families, through the protocol) or the reconstruction loss
+    (autoencoders), and the reconstruction error at the deterministic code, one value per example."""
+    lik = protocol.likelihood_of(model)
+    recon_params = protocol.decode(model, params, protocol.posterior_mean(model, params, x))
     if model.is_vae:
-        lik_params, mean, logvar, _ = model.apply({"params": params}, x, key)
-        rec = -lik.log_prob(x, lik_params)
-        kl = D.kl_diag_gaussian_std_normal(mean, logvar).sum(-1)
-        recon = lik.mean(model.apply({"params": params}, mean, method="decode"))
+        rec, kl, _ = protocol.elbo_terms(model, params, x, key)
         out = {"neg_elbo": rec + kl, "rec_loss": rec, "kl": kl}
-    else:
-        lik_params, _ = model.apply({"params": params}, x)
-        out = {"rec_loss": -lik.log_prob(x, lik_params)}
-        recon = lik.mean(lik_params)
-    out["mse"] = jnp.mean((recon - x).reshape(x.shape[0], -1) ** 2, axis=-1)
+    else:  # the code is the reconstruction's own code: decode(encode(x))
+        out = {"rec_loss": -lik.log_prob(x, recon_params)}
+    out["mse"] = jnp.mean((lik.mean(recon_params) - x).reshape(x.shape[0], -1) ** 2, axis=-1)
     return out
 
 

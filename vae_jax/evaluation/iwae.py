@@ -22,29 +22,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from vae_jax import data as data_lib
-import vae_jax.models.distributions as D
 import vae_jax.evaluation.batched as eval_lib
-from vae_jax.models import likelihood_of
+import vae_jax.models.discretized as discretized
+import vae_jax.models.protocol as protocol
 
 
-def log_weights(model, params, x, mean, logvar, key, num_samples: int):
-    """log p(x|z) + log p(z) − log q(z|x) for ``num_samples`` z ~ q(z|x): [num_samples, B]."""
-    eps = jax.random.normal(key, (num_samples,) + mean.shape, mean.dtype)
-    z = mean + jnp.exp(0.5 * logvar) * eps                                   # [S, B, n]
-    flat = z.reshape((-1, z.shape[-1]))                                       # one decoder call
-    lik_params = model.apply({"params": params}, flat, method="decode")
-    lik_params = lik_params.reshape((num_samples,) + x.shape + lik_params.shape[-1:])
-    log_px_z = likelihood_of(model).log_prob(x, lik_params)                         # x broadcasts over S
-    # log p(z) − log q(z|x) with z = μ + σε: the (z−μ)²/σ² term of log q is ε².
-    log_pz = D.std_normal_log_prob(z)
-    log_qz = jnp.sum(-0.5 * (D.LOG_2PI + logvar + eps ** 2), axis=-1)
-    return log_px_z + log_pz - log_qz
+def log_weights(model, params, x, key, num_samples: int):
+    """log p(x|z) + log p(z) − log q(z|x) for ``num_samples`` z ~ q(z|x): [num_samples, B]
+    (``protocol.log_weights``: any latent-variable family)."""
+    return protocol.log_weights(model, params, x, key, num_samples)[0]
 
 
 # Decoder rows per chunk. The chunk's logits ([rows, 784] float32) are written by the last matmul and
 # read again by the log-likelihood: at 10,000 rows (31 MB) they stay in this CPU's 32 MB L3 cache,
 # at 50,000 (157 MB) they go to memory. k=5000 on 100 test images: 174.0 GFLOP/s at 10,000 rows
-# against 88.1 at 50,000 (python bench/iwae_chunks.py, 2-core CPU).
+# against 88.1 at 50,000 (BENCHMARKS.md, past measurements; 2-core CPU).
 DECODER_ROWS = 10_000
 
 
@@ -53,12 +45,12 @@ def iwae_batch(model, params, x, key, num_samples: int, chunk: int):
     """Per-example (L_k, mean log-weight) for a batch x [B, ...]; k = num_samples in chunks."""
     if num_samples % chunk:
         raise ValueError(f"iwae: num_samples={num_samples} must be a multiple of chunk={chunk}")
-    mean, logvar = model.apply({"params": params}, x, method="encode")
     b = x.shape[0]
 
     def body(carry, c):
         run_max, run_sum, sum_lw = carry
-        lw = log_weights(model, params, x, mean, logvar, jax.random.fold_in(key, c), chunk)
+        # The encoder runs once per chunk (B rows, against chunk·B for the decoder): negligible.
+        lw = log_weights(model, params, x, jax.random.fold_in(key, c), chunk)
         new_max = jnp.maximum(run_max, jnp.max(lw, axis=0))
         run_sum = run_sum * jnp.exp(run_max - new_max) + jnp.sum(jnp.exp(lw - new_max), axis=0)
         return (new_max, run_sum, sum_lw + jnp.sum(lw, axis=0)), None
@@ -84,7 +76,8 @@ def iwae_dataset(model, params, x: np.ndarray, key, num_samples: int = 5000, bat
 
     ``chunk`` defaults to the largest divisor of k with chunk·batch ≤ ``DECODER_ROWS``."""
     if not model.is_vae:
-        raise ValueError("iwae: the importance-weighted bound needs a VAE (model.kind='vae')")
+        raise ValueError(f"iwae: the importance-weighted bound needs a latent-variable model (a VAE "
+                         f"family); {type(model).__name__} has no q(z|x)")
     if chunk is None:
         chunk = max(c for c in range(1, num_samples + 1)
                     if num_samples % c == 0 and c * batch_size <= max(DECODER_ROWS, batch_size))
@@ -109,5 +102,5 @@ def iwae_dataset(model, params, x: np.ndarray, key, num_samples: int = 5000, bat
     seconds = time.perf_counter() - t0
     nll = -lk_sum / n
     dims = int(np.prod(x.shape[1:]))
-    return {"nll_iwae": nll, "iwae_k": int(num_samples), "nll_iwae_bits_per_dim": nll / (dims * math.log(2.0)),
+    return {"nll_iwae": nll, "iwae_k": int(num_samples), "nll_iwae_bits_per_dim": discretized.bits_per_dim(nll, dims),
             "neg_elbo_iwae_samples": -elbo_sum / n, "iwae_seconds": seconds, "iwae_chunk": int(chunk)}

@@ -21,6 +21,7 @@ import numpy as np
 
 from vae_jax import config as config_lib
 from vae_jax import models
+import vae_jax.models.families as families
 import vae_jax.evaluation.classifier as classifier
 import vae_jax.evaluation.diagnostics as diagnostics
 import vae_jax.evaluation.fid as fid
@@ -64,7 +65,8 @@ def evaluate_run(config, workdir: str, log=print) -> dict:
     t0 = time.perf_counter()
     results = diagnostics.evaluate_with_diagnostics(model, params, ds.test_images, keys["eval"],
                                                     binarization, eval_bs)
-    if model.is_vae:
+    # The aggregate-posterior estimate of I(x; z) needs one Gaussian q(z|x) per example.
+    if families.GAUSSIAN_ENCODER in models.get_family(config.model.kind).capabilities:
         mean, logvar = diagnostics.encode_dataset(model, params, ds.test_images, keys["eval"],
                                                   binarization, eval_bs)
         results.update(diagnostics.mutual_information(mean, logvar, jax.random.fold_in(keys["eval"], 1)))

@@ -1,9 +1,13 @@
-"""AE and VAE as Flax modules; everything a caller needs is a pure function of ``params``.
+"""AE and VAE as Flax modules, registered as the model families ``vae``, ``ae``, ``linear_ae`` and
+``linear_ae_orth``; everything a caller needs is a pure function of ``params``.
 
     model = build_model(cfg.model, image_shape)
     params = model.init({"params": key}, x, key)["params"]
     mean, logvar = model.apply({"params": params}, x, method="encode")      # VAE
     lik_params   = model.apply({"params": params}, z, method="decode")
+
+The VAE speaks the latent-variable protocol (vae_jax/models/protocol.py); the AEs give only
+``encode``/``decode`` and ``posterior_mean`` (their code), which is all reconstruction needs.
 """
 from __future__ import annotations
 
@@ -14,12 +18,12 @@ import jax
 import jax.numpy as jnp
 
 import vae_jax.models.distributions as D
+from vae_jax.errors import ConfigError
+import vae_jax.models.families as families
 import vae_jax.models.nets as nets
 
-MODEL_KINDS = ("vae", "ae", "linear_ae", "linear_ae_orth")
 
-
-class _DecoderWithScale(nn.Module):
+class DecoderWithScale(nn.Module):
     """Wraps the decoder; adds a learned, pixel-shared log σ when the likelihood needs one."""
     hidden: Sequence[int]
     image_shape: Sequence[int]
@@ -28,6 +32,7 @@ class _DecoderWithScale(nn.Module):
     min_log_sigma: float
     net: str = "mlp"
     conv_channels: Sequence[int] = (32, 64)
+    num_mixtures: int = D.DEFAULT_NUM_MIXTURES   # read by 'discretized_mix_logistic' only
 
     @nn.compact
     def __call__(self, z):
@@ -40,7 +45,8 @@ class _DecoderWithScale(nn.Module):
             log_sigma = self.param("log_sigma", nn.initializers.zeros, ())
             log_sigma = jnp.maximum(log_sigma, self.min_log_sigma)
             return jnp.concatenate([mean, jnp.broadcast_to(log_sigma, mean.shape)], axis=-1)
-        n = D.LIKELIHOODS[self.likelihood].num_params
+        # The instance, not the class: the mixture of logistics' parameter count depends on K and C.
+        n = D.likelihood_for(self.likelihood, self.image_shape, num_mixtures=self.num_mixtures).num_params
         return decoder(n)(z)
 
 
@@ -56,13 +62,15 @@ class _EncoderDecoder(nn.Module):
     sigma: float = 1.0
     net: str = "mlp"                        # model.net: mlp | conv
     conv_channels: Sequence[int] = (32, 64)
+    num_mixtures: int = D.DEFAULT_NUM_MIXTURES
     encoder_outputs = 1                     # vectors of size latent_dim the encoder emits
 
     def setup(self):
         self.encoder = nets.make_encoder(self.net, self.encoder_hidden, self.latent_dim, self.encoder_outputs,
                                          self.activation, self.conv_channels)
-        self.decoder = _DecoderWithScale(self.decoder_hidden, self.image_shape, self.likelihood,
-                                         self.activation, self.min_log_sigma, self.net, self.conv_channels)
+        self.decoder = DecoderWithScale(self.decoder_hidden, self.image_shape, self.likelihood,
+                                         self.activation, self.min_log_sigma, self.net, self.conv_channels,
+                                         self.num_mixtures)
 
     def decode(self, z):
         return self.decoder(z)
@@ -72,6 +80,8 @@ class VAE(_EncoderDecoder):
     """Gaussian encoder q(z|x) = N(μ(x), diag σ²(x)), N(0, I) prior, decoder p(x|z)."""
     encoder_outputs = 2  # μ and log σ²
     is_vae = True
+    has_analytic_kl = True
+    latent_layers = ("z",)
 
     def encode(self, x):
         mean, logvar = self.encoder(x)
@@ -82,6 +92,38 @@ class VAE(_EncoderDecoder):
         z = D.reparameterize(key, mean, logvar)
         return self.decode(z), mean, logvar, z
 
+    # ------------------------------------------------------------------ the protocol
+    def posterior_sample(self, x, key, num_samples: int):
+        """z = μ + σ·ε, ε ~ N(0, I) [S, B, n] from ``key`` (for S = 1 the very ε of ``__call__``).
+        log q is written with ε² instead of (z − μ)²/σ²: the same number, without the rounding
+        of subtracting μ back out."""
+        z, log_q, _ = self.posterior_sample_kl(x, key, num_samples)
+        return z, log_q
+
+    def posterior_sample_kl(self, x, key, num_samples: int):
+        mean, logvar = self.encode(x)
+        eps = jax.random.normal(key, (num_samples,) + mean.shape, mean.dtype)
+        z = mean + jnp.exp(0.5 * logvar) * eps
+        log_q = jnp.sum(-0.5 * (D.LOG_2PI + logvar + eps ** 2), axis=-1)
+        return z, log_q, {"z": D.kl_diag_gaussian_std_normal(mean, logvar)}
+
+    def log_prior(self, z):
+        return D.std_normal_log_prob(z)
+
+    def prior_sample(self, key, n: int):
+        return jax.random.normal(key, (n, self.latent_dim))
+
+    def posterior_mean(self, x):
+        return self.encode(x)[0]
+
+    def layer_kl(self, x, key):
+        mean, logvar = self.encode(x)
+        return {"z": D.kl_diag_gaussian_std_normal(mean, logvar)}
+
+    def analytic_kl(self, x):
+        mean, logvar = self.encode(x)
+        return D.kl_diag_gaussian_std_normal(mean, logvar).sum(-1)
+
 
 class AE(_EncoderDecoder):
     """Deterministic autoencoder; any latent size (under- or overcomplete). ``activation='identity'``
@@ -91,6 +133,9 @@ class AE(_EncoderDecoder):
 
     def encode(self, x):
         return self.encoder(x)
+
+    def posterior_mean(self, x):
+        return self.encode(x)
 
     def __call__(self, x, key=None):
         z = self.encode(x)
@@ -112,6 +157,7 @@ class OrthLinearAE(nn.Module):
     likelihood: str = "gaussian"
     min_log_sigma: float = -4.6
     sigma: float = 1.0
+    num_mixtures: int = D.DEFAULT_NUM_MIXTURES  # unused: the linear families allow only Gaussians
     is_vae = False
 
     def setup(self):
@@ -142,6 +188,9 @@ class OrthLinearAE(nn.Module):
     def encode(self, x):
         return (x.reshape(x.shape[0], -1) - self.offset) @ self.basis()
 
+    def posterior_mean(self, x):
+        return self.encode(x)
+
     def decode(self, z):
         x = z @ self.basis().T + self.offset
         return x.reshape((z.shape[0],) + tuple(self.image_shape) + (1,))
@@ -151,44 +200,66 @@ class OrthLinearAE(nn.Module):
         return self.decode(z), z
 
 
-def build_model(cfg, image_shape):
-    kind = cfg.kind
-    common = dict(latent_dim=cfg.latent_dim, image_shape=tuple(image_shape),
-                  likelihood=cfg.likelihood, min_log_sigma=cfg.get("min_log_sigma", -4.6),
-                  sigma=cfg.get("sigma", 1.0))
-    if kind in ("vae", "ae"):  # model.net picks MLP or conv encoder/decoder (linear_ae has neither)
-        common.update(net=cfg.get("net", "mlp"), conv_channels=tuple(cfg.get("conv_channels", (32, 64))))
-    if kind == "vae":
-        return VAE(tuple(cfg.encoder_hidden), tuple(cfg.decoder_hidden), activation=cfg.activation, **common)
-    if kind == "ae":
-        return AE(tuple(cfg.encoder_hidden), tuple(cfg.decoder_hidden), activation=cfg.activation, **common)
-    if kind == "linear_ae":
-        return AE((), (), activation="identity", **common)
-    if kind == "linear_ae_orth":
-        return OrthLinearAE(**common)
-    raise ValueError(f"model.kind: {kind!r} is not one of {list(MODEL_KINDS)}")
-
-
 def init_params(model, key, image_shape):
     x = jnp.zeros((1,) + tuple(image_shape), jnp.float32)
     return model.init({"params": key}, x, key)["params"]
 
 
-def reconstruct(model, params, x, key=None):
-    """Mean of p(x|z) at z = E_q[z] (posterior mean for a VAE, the code for an AE)."""
-    lik = likelihood_of(model)
-    if model.is_vae:
-        z, _ = model.apply({"params": params}, x, method="encode")
-    else:
-        z = model.apply({"params": params}, x, method="encode")
-    return lik.mean(model.apply({"params": params}, z, method="decode"))
+# The old private name, still used by vae_jax/models/cvae.py.
+_DecoderWithScale = DecoderWithScale
 
 
-def sample(model, params, key, n: int):
-    """Means of p(x|z) for z ~ N(0, I) (VAE only)."""
-    z = jax.random.normal(key, (n, model.latent_dim))
-    return likelihood_of(model).mean(model.apply({"params": params}, z, method="decode"))
+# ---------------------------------------------------------------------------- families
+_LIKELIHOOD_FIELDS = ("likelihood", "sigma", "min_log_sigma", "num_mixtures")
+_NET_FIELDS = ("latent_dim", "encoder_hidden", "decoder_hidden", "activation", "net", "conv_channels")
 
 
-def likelihood_of(model):
-    return D.get_likelihood(model.likelihood, sigma=model.sigma)
+def _common(cfg, image_shape):
+    return dict(latent_dim=cfg.latent_dim, image_shape=tuple(image_shape), likelihood=cfg.likelihood,
+                min_log_sigma=cfg.get("min_log_sigma", -4.6), sigma=cfg.get("sigma", 1.0),
+                num_mixtures=cfg.get("num_mixtures", D.DEFAULT_NUM_MIXTURES))
+
+
+def _net_fields(cfg):
+    return dict(activation=cfg.activation, net=cfg.get("net", "mlp"),
+                conv_channels=tuple(cfg.get("conv_channels", (32, 64))))
+
+
+def shrink_nets(m):
+    m.encoder_hidden = tuple(min(h, 32) for h in m.encoder_hidden)
+    m.decoder_hidden = tuple(min(h, 32) for h in m.decoder_hidden)
+    m.latent_dim = min(m.latent_dim, 8)
+
+
+def _shrink_latent(m):
+    m.latent_dim = min(m.latent_dim, 8)
+
+
+def _likelihoods_for(kind, allowed):
+    """Validation of a linear AE: a likelihood whose mean is a squashed decoder output
+    (Bernoulli's sigmoid) would make x̂ = W z + b non-linear."""
+    def validate(cfg):
+        if cfg.model.likelihood not in allowed:
+            raise ConfigError(f"model.likelihood: {cfg.model.likelihood!r} does not apply to model.kind="
+                              f"{kind!r}; choose one of {list(allowed)}")
+    return validate
+
+
+families.register_family(
+    "vae", lambda cfg, shape: VAE(tuple(cfg.encoder_hidden), tuple(cfg.decoder_hidden), **_net_fields(cfg),
+                                  **_common(cfg, shape)),
+    shared_fields=_NET_FIELDS + _LIKELIHOOD_FIELDS, shrink=shrink_nets,
+    capabilities=(families.LATENT, families.GAUSSIAN_ENCODER))
+families.register_family(
+    "ae", lambda cfg, shape: AE(tuple(cfg.encoder_hidden), tuple(cfg.decoder_hidden), **_net_fields(cfg),
+                                **_common(cfg, shape)),
+    shared_fields=_NET_FIELDS + _LIKELIHOOD_FIELDS, shrink=shrink_nets, capabilities=(families.AUTOENCODER,))
+families.register_family(
+    "linear_ae", lambda cfg, shape: AE((), (), activation="identity", **_common(cfg, shape)),
+    validate=_likelihoods_for("linear_ae", ("gaussian", "gaussian_learned")),
+    shared_fields=("latent_dim",) + _LIKELIHOOD_FIELDS, shrink=_shrink_latent, capabilities=(families.AUTOENCODER,))
+families.register_family(
+    "linear_ae_orth", lambda cfg, shape: OrthLinearAE(**_common(cfg, shape)),
+    validate=_likelihoods_for("linear_ae_orth", ("gaussian",)),
+    shared_fields=("latent_dim", "offset_init") + _LIKELIHOOD_FIELDS, shrink=_shrink_latent,
+    capabilities=(families.AUTOENCODER,))

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 
 import vae_jax.models.distributions as D
 from vae_jax import models
+import vae_jax.models.autoencoders as autoencoders
 import vae_jax.models.nets as nets
 
 
@@ -46,8 +47,8 @@ class _Conditional(nn.Module):
     def setup(self):
         if self.is_vae:
             self.encoder = nets.MLPEncoder(self.encoder_hidden, self.latent_dim, 2, self.activation)
-        self.decoder = models._DecoderWithScale(self.decoder_hidden, tuple(self.target_shape), self.likelihood,
-                                                self.activation, self.min_log_sigma)
+        self.decoder = autoencoders.DecoderWithScale(self.decoder_hidden, tuple(self.target_shape),
+                                                    self.likelihood, self.activation, self.min_log_sigma)
 
     def decode(self, z, c):
         return self.decoder(jnp.concatenate([z, _flat(c)], -1))

@@ -121,7 +121,12 @@ class DiscretizedMixLogistic:
 
     def mean(self, params):
         """E[x] in [0, 1] per channel, channel by channel (each conditioned on the previous
-        channels' means)."""
+        channels' means). ``params`` is [..., C, n] (image-shaped), or [..., D, n] with the
+        channels fastest (``distributions._flatten``'s layout: the training metrics use it);
+        the result has the same leading shape."""
+        if params.shape[-2] != self.c:
+            flat = params.reshape(params.shape[:-2] + (-1, self.c, params.shape[-1]))
+            return self.mean(flat).reshape(params.shape[:-1])
         logits, means, _, coeffs = self._split(params)
         w = jax.nn.softmax(logits, -1)[..., None, :]
         ys = []

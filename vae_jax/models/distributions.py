@@ -3,7 +3,8 @@
 All log-densities are in nats and summed over the data dimensions, one value per example.
 
 Likelihood parameterization: the decoder emits ``params`` with shape ``x.shape + (n,)`` where
-``n = LIKELIHOODS[name].num_params``.
+``n = likelihood_for(name, image_shape, ...).num_params`` (an instance attribute: the mixture of
+logistics' count depends on its K and the channels).
 
 * ``bernoulli``            params[..., 0] = logits. For x ∈ {0,1}: log p = -BCE(logits, x).
 * ``gaussian``             fixed σ = ``sigma`` (config ``model.sigma``, default 1), params = mean.
@@ -34,11 +35,6 @@ LOG_2PI = math.log(2.0 * math.pi)
 def kl_diag_gaussian_std_normal(mean, logvar):
     """KL(N(mean, diag exp(logvar)) || N(0, I)) per dimension (closed form)."""
     return 0.5 * (jnp.exp(logvar) + mean**2 - 1.0 - logvar)
-
-
-def kl_diag_gaussians(mean_q, logvar_q, mean_p, logvar_p):
-    """KL(N(mean_q, diag exp(logvar_q)) || N(mean_p, diag exp(logvar_p))) per dimension (closed form)."""
-    return 0.5 * (logvar_p - logvar_q + (jnp.exp(logvar_q) + (mean_q - mean_p) ** 2) * jnp.exp(-logvar_p) - 1.0)
 
 
 def diag_gaussian_log_prob(z, mean, logvar):
@@ -188,11 +184,22 @@ LIKELIHOODS = {
     "continuous_bernoulli": ContinuousBernoulli,
     # 8-bit data (vae_jax/models/discretized.py); reported in nats and bits/dim.
     "discretized_logistic": discretized.DiscretizedLogistic,
+    "discretized_mix_logistic": discretized.DiscretizedMixLogistic,
     "dequantized_gaussian": discretized.DequantizedGaussian,
 }
+# model.num_mixtures: mixture components K of 'discretized_mix_logistic' (PixelCNN++ uses 10).
+DEFAULT_NUM_MIXTURES = 10
 
 
 def get_likelihood(name: str, **kwargs):
     if name not in LIKELIHOODS:
         raise ValueError(f"model.likelihood: {name!r} is not one of {sorted(LIKELIHOODS)}")
     return LIKELIHOODS[name](**kwargs)
+
+
+def likelihood_for(name: str, image_shape, sigma: float = 1.0, num_mixtures: int = DEFAULT_NUM_MIXTURES):
+    """The likelihood instance of a model on images of ``image_shape`` (H, W, C). Its
+    ``num_params`` (what the decoder emits per value) can depend on the instance: the mixture of
+    logistics has K·(3 + C − 1) per channel. The decoder and ``protocol.likelihood_of`` both call
+    this, so the two always agree."""
+    return get_likelihood(name, sigma=sigma, num_components=num_mixtures, channels=tuple(image_shape)[-1])

@@ -15,14 +15,14 @@ import jax.numpy as jnp
 
 from vae_jax import checks
 from vae_jax.errors import ConfigError
-from vae_jax.models import likelihood_of
+from vae_jax.models import families, likelihood_of
 from vae_jax.objectives.registry import mse, register
 
 NOISE_TYPES = ("gaussian", "masking")
-AE_KINDS = ("ae", "linear_ae", "linear_ae_orth")
+AE_ONLY = (families.AUTOENCODER,)
 
 
-@register("ae", model_kinds=AE_KINDS)
+@register("ae", requires=AE_ONLY)
 def ae(model, params, x, key, step, cfg):
     """Autoencoder reconstruction loss -log p(x|dec(enc(x))): MSE for the Gaussian likelihood
     (up to the constants in distributions.py), BCE for Bernoulli."""
@@ -60,7 +60,7 @@ def _ae_reconstruction(model, params, x_in, x_target):
     return rec, z, lik_params
 
 
-@register("denoising_ae", model_kinds=("ae", "linear_ae"), fields=("noise_type", "noise_std", "mask_prob"),
+@register("denoising_ae", requires=AE_ONLY, model_kinds=("ae", "linear_ae"), fields=("noise_type", "noise_std", "mask_prob"),
           check=_check_denoising)
 def denoising_ae(model, params, x, key, step, cfg):
     """Reconstruct the clean x from a corrupted x̃ (``objective.noise_type``: 'gaussian' with
@@ -72,7 +72,7 @@ def denoising_ae(model, params, x, key, step, cfg):
                   "input_noise_mse": jnp.mean((x_noisy - x) ** 2)}
 
 
-@register("sparse_ae", model_kinds=("ae", "linear_ae"), fields=("l1_weight",), check=_check_sparse)
+@register("sparse_ae", requires=AE_ONLY, model_kinds=("ae", "linear_ae"), fields=("l1_weight",), check=_check_sparse)
 def sparse_ae(model, params, x, key, step, cfg):
     """Reconstruction plus an L1 penalty α·Σ_d |z_d| on the code (α = ``objective.l1_weight``)."""
     rec, z, lik_params = _ae_reconstruction(model, params, x, x)

@@ -10,7 +10,10 @@ elbo_cyclical      rec + β·c(t)·KL, M cycles over T steps, each rising       
 elbo_free_bits     rec + β·Σ_d max(λ, mean_batch KL_d)                       free_bits
 =================  =====================================================  ==========================
 
-``t`` is the global optimizer step, so schedules resume exactly from a checkpoint.
+``t`` is the global optimizer step, so schedules resume exactly from a checkpoint. All of them are
+written on the latent-variable protocol (vae_jax/models/protocol.py), so they apply to every
+latent family: KL is the closed form where the family has one, else log q − log p on the sample;
+free bits floors each unit of every layer (``layer_kl``).
 """
 from __future__ import annotations
 
@@ -18,6 +21,7 @@ import jax.numpy as jnp
 
 from vae_jax import checks
 from vae_jax.errors import ConfigError
+import vae_jax.models.protocol as protocol
 from vae_jax.objectives.registry import register, vae_metrics, vae_terms
 
 
@@ -38,10 +42,9 @@ def cyclical_factor(step, anneal_steps: int, cycles: int, ratio: float):
 
 
 def _weighted_elbo(model, params, x, key, weight, **extra):
-    rec, kl_dims, aux = vae_terms(model, params, x, key)
-    kl = kl_dims.sum(-1)
+    rec, kl, lik_params = vae_terms(model, params, x, key)
     loss = jnp.mean(rec + weight * kl)
-    return loss, vae_metrics(loss, rec, kl, aux["lik_params"], model, x, **extra)
+    return loss, vae_metrics(loss, rec, kl, lik_params, model, x, **extra)
 
 
 @register("elbo")
@@ -89,9 +92,10 @@ def elbo_free_bits(model, params, x, key, step, cfg):
     """Free bits (Kingma et al. 2016): each latent dimension's batch-mean KL is floored at λ
     (``objective.free_bits``, nats), so the optimizer gains nothing from pushing a unit's KL below λ
     and collapsing it. ``neg_elbo`` is still the true (unfloored) bound."""
-    rec, kl_dims, aux = vae_terms(model, params, x, key)
-    kl_per_dim = kl_dims.mean(0)
+    rec, kl, lik_params, kl_units = protocol.elbo_terms_per_unit(model, params, x, key)
+    # Batch-mean KL of every unit of every layer (closed form, or on the ELBO's own sample).
+    kl_per_dim = jnp.concatenate([v.mean(0) for v in kl_units.values()])
     penalty = jnp.sum(jnp.maximum(cfg.free_bits, kl_per_dim))
     loss = rec.mean() + cfg.kl_weight * penalty
-    return loss, vae_metrics(loss, rec, kl_dims.sum(-1), aux["lik_params"], model, x,
+    return loss, vae_metrics(loss, rec, kl, lik_params, model, x,
                              dims_below_floor=jnp.sum(kl_per_dim < cfg.free_bits).astype(jnp.float32))

@@ -8,29 +8,22 @@ import jax
 import jax.numpy as jnp
 
 from vae_jax import checks
-import vae_jax.models.distributions as D
-from vae_jax.models import likelihood_of
+import vae_jax.models.protocol as protocol
 from vae_jax.objectives.registry import register, vae_metrics
 
 
 def iwae_log_weights(model, params, x, key, k: int):
-    """log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) for z_i ~ q(z|x), i = 1..k.
+    """log w_i = log p(x|z_i) + log p(z_i) − log q(z_i|x) for z_i ~ q(z|x), i = 1..k (any latent
+    family, ``protocol.log_weights_and_kl``).
 
-    Returns (log_w [k, B], rec [k, B], kl [B] analytic, lik_params of sample 0). The samples are
-    ``reparameterize(key, μ, log σ², k)``; for k = 1 they are the very ε the ``elbo`` objective
-    draws from the same key."""
-    mean, logvar = model.apply({"params": params}, x, method="encode")
-    z = D.reparameterize(key, mean, logvar, k)                                  # [k, B, n]
-    lik_params = model.apply({"params": params}, z.reshape((-1, z.shape[-1])), method="decode")
-    lik_params = lik_params.reshape((k, x.shape[0]) + lik_params.shape[1:])
-    log_px_z = likelihood_of(model).log_prob(x, lik_params)                      # [k, B]
-    log_w = log_px_z + D.std_normal_log_prob(z) - D.diag_gaussian_log_prob(z, mean, logvar)
-    kl = D.kl_diag_gaussian_std_normal(mean, logvar).sum(-1)
+    Returns (log_w [k, B], rec [k, B], kl [B], lik_params of sample 0). ``kl`` is the closed form
+    where the family has one (for k = 1 the samples are then the very ε the ``elbo`` objective
+    draws from the same key), else the k-sample mean of log q − log p."""
+    log_w, log_px_z, kl, lik_params = protocol.log_weights_and_kl(model, params, x, key, k)
     return log_w, -log_px_z, kl, lik_params[0]
 
 
-def log_mean_exp(a, axis=0):
-    return jax.scipy.special.logsumexp(a, axis=axis) - jnp.log(a.shape[axis])
+log_mean_exp = protocol.log_mean_exp
 
 
 def log_effective_sample_size(log_w, axis=0):
@@ -49,8 +42,9 @@ def iwae(model, params, x, key, step, cfg):
     The loss is written as ELBO + Jensen gap,
         L_k = [mean_i log p(x|z_i) − KL(q‖p)] + [log mean_i w_i − mean_i log w_i],
     whose expectation is exactly the IWAE bound (E_q[log w] equals the first bracket in expectation).
-    Using the closed-form KL in the first bracket lowers variance and makes k = 1 *identical* to the
-    ``elbo`` objective for the same key (the gap is exactly 0). ``neg_iwae`` reports the plain
+    Where the family has a closed-form KL, using it in the first bracket lowers variance and makes
+    k = 1 *identical* to the ``elbo`` objective for the same key (the gap is exactly 0); otherwise
+    the first bracket is mean_i log w_i and the loss is exactly −log mean_i w_i. ``neg_iwae`` reports the plain
     Monte-Carlo estimate −log mean_i w_i; ``log_ess`` is the log effective sample size (0 … log k):
     near 0 means one sample carries all the weight. ``objective.kl_weight`` is not used."""
     log_w, rec_k, kl, lik_params = iwae_log_weights(model, params, x, key, cfg.iwae_k)

@@ -9,14 +9,19 @@ example). Metrics every VAE objective reports: ``rec_loss`` (-E_q log p(x|z)), `
 
 A new objective family is one new file in ``vae_jax/objectives/`` (listed in ``__init__.py``):
 
-    @register("my_objective", model_kinds=("vae",), fields=("my_weight",), check=_check)
+    @register("my_objective", fields=("my_weight",), check=_check)
     def my_objective(model, params, x, key, step, cfg):
+        log_w, log_px_z = protocol.log_weights(model, params, x, key, 8)   # any latent family
         ...
         return loss, {"neg_elbo": ..., ...}
 
-``fields`` are the ``objective.<field>`` entries it reads; ``check(cfg)`` validates them (raise
-``vae_jax.errors.ConfigError`` naming the field). A field that no objective in use reads and that
-differs from its default is refused by ``validate``, so nothing is silently ignored.
+``requires`` names the family capabilities it needs (vae_jax/models/families: ``latent`` — the
+latent-variable protocol, the default; ``autoencoder``); ``model_kinds`` optionally narrows it to
+some families by name. Objectives written on the protocol (vae_jax/models/protocol.py) work for
+every latent family. ``fields`` are the ``objective.<field>`` entries it reads; ``check(cfg)``
+validates them (raise ``vae_jax.errors.ConfigError`` naming the field). A field that no objective
+in use reads and that differs from its default is refused by ``validate``, so nothing is silently
+ignored.
 """
 from __future__ import annotations
 
@@ -28,15 +33,22 @@ import jax.numpy as jnp
 from vae_jax import checks
 from vae_jax.errors import ConfigError
 import vae_jax.models.distributions as D
-from vae_jax.models import likelihood_of
+import vae_jax.models.families as families
+import vae_jax.models.protocol as protocol
 
 
 @dataclasses.dataclass(frozen=True)
 class Objective:
     fn: Callable
-    model_kinds: tuple[str, ...]
+    requires: frozenset[str]                 # family capabilities (vae_jax.models.families)
+    kinds: tuple[str, ...] | None            # None: every family with those capabilities
     fields: tuple[str, ...]
     check: Callable | None
+
+    @property
+    def model_kinds(self) -> tuple[str, ...]:
+        """The registered families it applies to."""
+        return tuple(k for k in families.supporting(self.requires) if self.kinds is None or k in self.kinds)
 
 
 OBJECTIVES: dict[str, Objective] = {}
@@ -44,11 +56,12 @@ OBJECTIVES: dict[str, Objective] = {}
 COMMON_FIELDS = ("name", "kl_weight")
 
 
-def register(name: str, model_kinds=("vae",), fields=(), check=None):
+def register(name: str, *, requires=(families.LATENT,), model_kinds=None, fields=(), check=None):
     def deco(fn):
         if name in OBJECTIVES:
             raise ValueError(f"objective {name!r} registered twice")
-        OBJECTIVES[name] = Objective(fn, tuple(model_kinds), tuple(fields), check)
+        OBJECTIVES[name] = Objective(fn, frozenset(requires), None if model_kinds is None else tuple(model_kinds),
+                                     tuple(fields), check)
         return fn
     return deco
 
@@ -60,7 +73,7 @@ def get_objective(name: str) -> Callable:
 
 
 def validate(cfg, defaults) -> None:
-    """``objective.*``: the name, the model kinds it supports, its own fields, and no field set
+    """``objective.*``: the name, the model families it supports, its own fields, and no field set
     away from its default that the chosen objective does not read."""
     checks.choice(cfg, "objective.name", OBJECTIVES)
     obj = OBJECTIVES[cfg.objective.name]
@@ -85,18 +98,16 @@ def validate(cfg, defaults) -> None:
 
 # ---------------------------------------------------------------------------- shared pieces
 def vae_terms(model, params, x, key):
-    """Single-sample ELBO pieces per example: (rec_loss [B], kl per dim [B, n], aux dict)."""
-    lik_params, mean, logvar, z = model.apply({"params": params}, x, key)
-    rec = -likelihood_of(model).log_prob(x, lik_params)
-    kl_dims = D.kl_diag_gaussian_std_normal(mean, logvar)
-    return rec, kl_dims, {"mean": mean, "logvar": logvar, "z": z, "lik_params": lik_params}
+    """Single-sample ELBO pieces per example: (rec_loss [B], kl [B], lik_params [B, ...]) through the
+    protocol (closed-form KL where the family has one, else log q − log p on the sample)."""
+    return protocol.elbo_terms(model, params, x, key)
 
 
 def mse(model, x, lik_params):
     """Mean squared error of the likelihood's mean, per pixel (on flat [B, D] arrays: the
     image-shaped form cost a layout copy on CPU)."""
     xf, pf = D._flatten(x, lik_params, x.ndim - 1)
-    d = likelihood_of(model).mean(pf) - xf
+    d = protocol.likelihood_of(model).mean(pf) - xf
     return jnp.mean(jnp.sum(d * d, axis=-1)) / d.shape[-1]
 
 

@@ -24,9 +24,20 @@ from vae_jax.tasks.settings import MASK_KINDS, mask_kinds, shrink_for_tests, tas
 
 # ---------------------------------------------------------------------------- trained runs
 def load_run(workdir: str, data_dir: str = "", ds=None):
-    """The trained run in ``workdir`` (``vae_jax.training.runs.load_run``)."""
+    """The trained run in ``workdir`` (``vae_jax.training.runs.load_run``). The task modes read
+    codes as one array (a Gaussian encoder's means, or an autoencoder's code), so a family without
+    either (hierarchies, flows, learned priors) is refused naming its kind."""
+    import vae_jax.models.families as families
     import vae_jax.training.runs as runs
-    return runs.load_run(workdir, data_dir, ds)
+    from vae_jax.errors import ConfigError
+
+    run = runs.load_run(workdir, data_dir, ds)
+    caps = families.get_family(run.config.model.kind).capabilities
+    if not caps & {families.GAUSSIAN_ENCODER, families.AUTOENCODER}:
+        raise ConfigError(f"model.kind: the run in {workdir} is {run.config.model.kind!r}; the task modes need "
+                          f"one code per image, from model.kind in "
+                          f"{families.supporting([families.GAUSSIAN_ENCODER]) + families.supporting([families.AUTOENCODER])}")
+    return run
 
 
 def tasks_of(config, run=None) -> ml_collections.ConfigDict:

@@ -36,6 +36,7 @@ import vae_jax.models.distributions as D
 import vae_jax.tasks.fit as fit_lib
 from vae_jax.models import likelihood_of
 import vae_jax.tasks.common as common
+import vae_jax.training.runs as runs
 
 
 # ---------------------------------------------------------------------------- masks
@@ -204,13 +205,12 @@ def run_inpaint(config, workdir: str) -> dict:
     """``--mode=inpaint``: every method on every mask kind; writes inpaint.json, inpaint.md,
     inpaint_<mask>.png and regenerates report.html. Trains the unconditional VAE first when the
     workdir holds none (with ``--config``), and the CVAE (cached in workdir/cvae_inpaint/)."""
-    if not common.has_checkpoint(workdir):
+    if not runs.has_checkpoint(workdir):
         if config is None:
             from vae_jax.errors import ConfigError
             raise ConfigError(f"--workdir: {workdir!r} holds no trained VAE and no --config was given to train one")
-        import vae_jax.training.trainer as train
         print(f"inpaint: no trained model in {workdir}; training one with the given config first", flush=True)
-        train.train_and_evaluate(config, workdir)
+        runs.train_and_evaluate(config, workdir)
     run = common.load_run(workdir, common.data_dir_of(config))
     if not run.model.is_vae:
         from vae_jax.errors import ConfigError
