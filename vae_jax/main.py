@@ -49,6 +49,7 @@ EXIT_BAD_INPUT, EXIT_NONFINITE = 2, 3
 def run_mode(mode: str, config, workdir: str):
     """Runs one mode; a known failure becomes one line on stderr, a line in <workdir>/error.log
     and a non-zero exit (SystemExit), anything else is logged there too and re-raised."""
+    import jax
     from vae_jax.errors import ConfigError, DataError, NonFiniteError, WorkdirError
     import vae_jax.training.workdir as workdir_lib
 
@@ -67,7 +68,7 @@ def run_mode(mode: str, config, workdir: str):
         else:
             with workdir_lib.hold(workdir):
                 result = run(config, workdir)
-        if mode in REPORTING_MODES:
+        if mode in REPORTING_MODES and jax.process_index() == 0:  # several processes: process 0 writes
             write_report(workdir)
         return result
     except (ConfigError, DataError, WorkdirError) as e:
@@ -103,8 +104,13 @@ def main(argv):
         sys.exit(2)
     import vae_jax.training.workdir as workdir_lib
     workdir_lib.set_mismatch_policy(FLAGS.on_config_mismatch)
-    import vae_jax.training.parallel as parallel
-    parallel.maybe_initialize_distributed()  # multi-host: VAE_JAX_DISTRIBUTED=1
+    import jax
+    import vae_jax.training.distributed as distributed
+    # VAE_JAX_DISTRIBUTED=1: join the process group first (training/distributed.py).
+    if distributed.maybe_initialize_distributed() and jax.process_count() > 1 and FLAGS.mode != "train":
+        print(f"error: --mode={FLAGS.mode}: runs in one process; only --mode=train spans several "
+              "(start it once, without VAE_JAX_DISTRIBUTED)", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     config = FLAGS.config
     if FLAGS.iwae_k is not None:
         if FLAGS.mode != "evaluate":
@@ -115,7 +121,8 @@ def main(argv):
             import ml_collections
             config = ml_collections.ConfigDict({"eval": eval_config()})
         config.eval.iwae_k = FLAGS.iwae_k
-    result = run_mode(FLAGS.mode, config, FLAGS.workdir)
+    with distributed.exit_together():  # several processes: a failure ends them all (distributed.py)
+        result = run_mode(FLAGS.mode, config, FLAGS.workdir)
     if FLAGS.mode == "train":
         import os
         print(f"results: {os.path.abspath(FLAGS.workdir)}/eval.json, report: "

@@ -126,6 +126,11 @@ def main(argv):
         print("error: --workdir: required (the sweep directory)", file=sys.stderr)
         sys.exit(2)
     parallel.maybe_initialize_distributed()
+    import jax
+    if jax.process_count() > 1:
+        print("error: VAE_JAX_DISTRIBUTED: a sweep runs as independent one-process jobs (--shard=i/n, "
+              "scripts/slurm_array.sh), not as one multi-process group; unset it", file=sys.stderr)
+        sys.exit(2)
     try:
         if action == "run":
             from ml_collections import config_flags

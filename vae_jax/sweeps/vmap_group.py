@@ -41,6 +41,9 @@ def _init_members(configs, model, ds, steps_per_epoch):
     for c, k in zip(configs, keys):
         st = trainer.init_model_state(configs[0], model, k["init"], ds.image_shape, ds.train_images,
                                       steps_per_epoch)
+        # One optax object for all: TrainState keeps ``tx`` as static pytree metadata, and states
+        # from separate make_optimizer calls have unequal metadata, so loop.stack refused them.
+        st = st.replace(tx=states[0].tx) if states else st
         states.append(st.replace(opt_state=trainer.set_learning_rate(st.opt_state, c.optim.learning_rate)))
     hparams = loop.stack([trainer.hparams_of(c) for c in configs])
     return keys, states, hparams

@@ -25,11 +25,18 @@ def _arrays(state):
 
 
 class Checkpointer:
-    def __init__(self, directory: str, max_to_keep: int = 2, asynchronous: bool = True):
+    def __init__(self, directory: str, max_to_keep: int = 2, asynchronous: bool = True, local: bool = False):
+        """``local``: used by this process alone (reading a trained run back); otherwise, in a
+        multi-process run, every process calls each method together and orbax coordinates them."""
         self.directory = os.path.abspath(directory)
         self.max_to_keep = max_to_keep
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
-                                               enable_async_checkpointing=asynchronous)
+        alone = {"create": True}
+        if local and jax.process_count() > 1:  # orbax: no create=True with active_processes
+            me = jax.process_index()
+            alone = {"create": False, "multiprocessing_options": ocp.options.MultiprocessingOptions(
+                primary_host=me, active_processes={me})}
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep,
+                                               enable_async_checkpointing=asynchronous, **alone)
         self.manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_epoch(self):
