@@ -30,7 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.data = ml_collections.ConfigDict()
     c.data.name = "mnist"
-    c.data.source = "idx"          # idx | bundled | tfds
+    c.data.source = "idx"          # idx | bundled | tfds | photos
     c.data.dir = ""                # idx: directory of *-ubyte.gz ($VAE_JAX_DATA_DIR if empty)
     c.data.binarization = "dynamic"  # dynamic | static | none
     c.data.static_seed = 0
@@ -38,7 +38,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.data.test_subset = 0
 
     c.model = ml_collections.ConfigDict()
-    c.model.kind = "vae"           # vae | ae | linear_ae
+    c.model.kind = "vae"           # a registered family: vae | ae | linear_ae | linear_ae_orth | two_layer | iaf | ...
     c.model.encoder_hidden = (500,)
     c.model.decoder_hidden = (500,)
     c.model.latent_dim = 20
@@ -46,9 +46,15 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.likelihood = "bernoulli"
     c.model.sigma = 1.0            # fixed σ of the 'gaussian' likelihood
     c.model.min_log_sigma = -4.6   # floor of the learned log σ ('gaussian_learned'); log(0.01)
+    c.model.num_mixtures = 10      # components K of 'discretized_mix_logistic' (PixelCNN++: 10)
     c.model.offset_init = "zeros"  # linear_ae_orth: 'zeros' | 'data_mean' (b starts at the training mean)
     c.model.net = "mlp"            # mlp | conv (conv: two stride-2 convs; H and W divisible by 4)
     c.model.conv_channels = (32, 64)  # conv: channels of the encoder convs (decoder mirrors them)
+    # Each family's own fields, cfg.model.<kind>.* (defaults beside the family's definition in
+    # vae_jax/models/families/; refused when set for another model.kind).
+    for name, family in models.FAMILIES.items():
+        if family.defaults:
+            c.model[name] = ml_collections.ConfigDict(family.defaults)
 
     c.objective = ml_collections.ConfigDict()
     c.objective.name = "elbo"
@@ -59,7 +65,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.objective.cycle_ratio = 0.5   #   each rising over a fraction R of its period
     c.objective.anneal_steps = 0
     c.objective.free_bits = 0.0     # elbo_free_bits: per-dimension KL floor λ (nats)
-    c.objective.iwae_k = 5          # iwae: importance samples per example
+    c.objective.iwae_k = 5          # iwae, miwae, piwae, ciwae: importance samples K per bound
+    c.objective.iwae_m = 1          # miwae, piwae: M bounds of K samples each (objectives/tighter.py)
+    c.objective.ciwae_beta = 0.5    # ciwae: β·ELBO + (1 − β)·IWAE
     c.objective.noise_type = "gaussian"  # denoising_ae: gaussian | masking
     c.objective.noise_std = 0.5     # denoising_ae, gaussian: std of the additive noise
     c.objective.mask_prob = 0.25    # denoising_ae, masking: probability a pixel is zeroed
@@ -107,11 +115,12 @@ def tiny(c: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
     c.data.dir = ""
     c.data.train_subset = 512
     c.data.test_subset = 256
-    if c.model.kind in ("vae", "ae"):
-        c.model.encoder_hidden = tuple(min(h, 32) for h in c.model.encoder_hidden)
-        c.model.decoder_hidden = tuple(min(h, 32) for h in c.model.decoder_hidden)
-    c.model.latent_dim = min(c.model.latent_dim, 8)
+    family = models.get_family(c.model.kind)
+    if family.shrink is not None:  # each family shrinks the fields it reads (small nets, ≤ 8 latents)
+        family.shrink(c.model)
     c.train.epochs = 2
+    c.train.eval_every = 1
+    c.train.checkpoint_every = 1
     c.train.batch_size = 64
     c.train.eval_batch_size = 128
     c.train.progress = False
@@ -174,7 +183,11 @@ def validate(cfg) -> None:
 EXTRA_SECTIONS = ("cvae",)
 
 
-def validate_against_data(cfg, n_train: int) -> None:
+def validate_against_data(cfg, n_train: int, image_shape=None) -> None:
+    """Checks that need the loaded data: its size, and (given ``image_shape``) the model's fit to
+    the images (``models.validate_against_data``: colour vs binary likelihoods, conv halvings)."""
     if cfg.train.batch_size > n_train:
         raise ConfigError(f"train.batch_size: {cfg.train.batch_size} exceeds the {n_train} training "
                           "images; choose a value <= the training set size")
+    if image_shape is not None:
+        models.validate_against_data(cfg, image_shape)

@@ -1,4 +1,4 @@
-"""Data: sources (bundled, IDX directory, TFDS) -> uint8 arrays + metadata; on-device preprocessing.
+"""Data: sources (bundled, IDX directory, TFDS, photos) -> uint8 arrays + metadata; on-device preprocessing.
 
 ``validate(cfg, defaults)`` checks the ``data`` section, including fields a source would ignore.
 """
@@ -10,9 +10,12 @@ from vae_jax import checks
 from vae_jax.data.datasets import (BINARIZATIONS, DATA_DIR_ENV, IDX_FILES, KNOWN_TFDS, SOURCES,  # noqa: F401
                                    Dataset, bundled_path, load, read_idx, to_float)
 from vae_jax.errors import ConfigError, DataError  # noqa: F401
+import vae_jax.data.photos as photos
 
 # Sources that read a directory (data.dir or $VAE_JAX_DATA_DIR); 'bundled' reads a file inside a package.
 DIR_SOURCES = ("idx", "tfds")
+# Sources that hold a fixed set of names (files inside installed packages).
+FIXED_NAMES = {"bundled": ("mnist",), "photos": (photos.NAME,)}
 
 
 def validate(cfg, defaults=None) -> None:
@@ -21,8 +24,9 @@ def validate(cfg, defaults=None) -> None:
     checks.choice(cfg, "data.binarization", BINARIZATIONS)
     if not isinstance(d.name, str) or not d.name:
         raise ConfigError("data.name: must be a dataset name such as 'mnist' or 'fashion_mnist'")
-    if d.source == "bundled" and d.name != "mnist":
-        raise ConfigError(f"data.name: {d.name!r} is not bundled; with data.source='bundled' choose one of ['mnist']")
+    if d.source in FIXED_NAMES and d.name not in FIXED_NAMES[d.source]:
+        raise ConfigError(f"data.name: {d.name!r} is not held by data.source={d.source!r}; choose one of "
+                          f"{list(FIXED_NAMES[d.source])}")
     checks.positive_int(cfg, "data.train_subset", allow_zero=True)
     checks.positive_int(cfg, "data.test_subset", allow_zero=True)
     checks.positive_int(cfg, "data.static_seed", allow_zero=True)

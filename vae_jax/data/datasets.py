@@ -6,7 +6,11 @@ Sources (``data.source``):
   * ``idx``     – a directory with the four MNIST-format ``*-ubyte.gz`` files (``data.dir`` or
     ``$VAE_JAX_DATA_DIR``). Works for MNIST, Fashion-MNIST, KMNIST, ...
   * ``tfds``    – ``tfds.data_source`` (random access over prepared array_record files; no
-    TensorFlow needed once a dataset is prepared).
+    TensorFlow needed once a dataset is prepared). Grey (MNIST family) and colour (``cifar10``,
+    ``svhn_cropped``) sets alike: images keep their channels, [N, H, W, 1] or [N, H, W, 3].
+  * ``photos``  – 32×32×3 patches of seven real photographs that scikit-learn and scikit-image
+    ship (vae_jax/data/photos.py; whole photos held out for test). Offline colour data; not a
+    benchmark.
 
 Nothing is substituted silently: a missing source is an error, and the source actually read is
 recorded in ``Dataset.meta`` (written into each run's ``run_meta.json``).
@@ -23,8 +27,9 @@ from typing import Any
 import numpy as np
 
 from vae_jax.errors import DataError
+import vae_jax.data.photos as photos
 
-SOURCES = ("bundled", "idx", "tfds")
+SOURCES = ("bundled", "idx", "tfds", "photos")
 BINARIZATIONS = ("dynamic", "static", "none", "dequantize")
 KNOWN_TFDS = ("mnist", "fashion_mnist", "binarized_mnist", "kmnist", "emnist", "cifar10", "svhn_cropped")
 DATA_DIR_ENV = "VAE_JAX_DATA_DIR"
@@ -162,7 +167,13 @@ def _load_tfds(name: str, data_dir: str | None) -> tuple[dict[str, np.ndarray], 
             img = img[..., None]
         arrays[f"{split}_images"] = img
         arrays[f"{split}_labels"] = np.asarray([e.get("label", -1) for e in ex], np.int32)
-    return arrays, {"source": "tfds", "name": name, "data_dir": data_dir}
+    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
+        raise DataError(f"data.name={name!r}: train images {arrays['train_images'].shape[1:]} and test "
+                        f"images {arrays['test_images'].shape[1:]} differ in shape")
+    digest = hashlib.sha256()
+    for split in ("train", "test"):
+        digest.update(arrays[f"{split}_images"][:64].tobytes())
+    return arrays, {"source": "tfds", "name": name, "data_dir": data_dir, "fingerprint": digest.hexdigest()[:16]}
 
 
 # ---------------------------------------------------------------------------- public
@@ -175,6 +186,8 @@ def load(cfg) -> Dataset:
         arrays, meta = _load_idx(cfg.dir or os.environ.get(DATA_DIR_ENV, ""))
     elif source == "bundled":
         arrays, meta = _load_bundled(cfg.name)
+    elif source == "photos":
+        arrays, meta = photos.load_photos(cfg.name)
     else:
         arrays, meta = _load_tfds(cfg.name, cfg.dir or None)
     if cfg.get("train_subset", 0):
