@@ -18,6 +18,7 @@ from vae_jax import models
 from vae_jax.errors import ConfigError
 import vae_jax.evaluation.diagnostics as diagnostics
 import vae_jax.training.checkpointing as checkpointing
+import vae_jax.training.distributed as distributed
 import vae_jax.training.loop as loop
 import vae_jax.training.parallel as parallel
 import vae_jax.training.run_meta as run_meta
@@ -27,7 +28,8 @@ import vae_jax.training.workdir as workdir_lib
 
 def describe_data(ds) -> str:
     m = ds.meta
-    where = f" from {m.get('dir') or m.get('file')}" if m["source"] != "tfds" else ""
+    path = m.get("dir") or m.get("file")  # tfds and photos name no single path
+    where = f" from {path}" if path and m["source"] != "tfds" else ""
     return (f"data: {m['source']} {m['name']} ({m['n_train']} train / {m['n_test']} test, "
             f"binarization={m['binarization']}){where}")
 
@@ -44,11 +46,11 @@ def train_and_evaluate(config, workdir: str) -> dict:
     set; writes eval.json, metrics.jsonl, run_meta.json and config.json. Returns the final metrics."""
     config_lib.validate(config)
     ds = data_lib.load(config.data)
-    config_lib.validate_against_data(config, len(ds.train_images))
+    config_lib.validate_against_data(config, len(ds.train_images), ds.image_shape)
     print(describe_data(ds), flush=True)
     model = models.build_model(config.model, ds.image_shape)
     placement = parallel.data_parallel(config)  # one device, or a batch-sharded mesh
-    with run_meta.open_workdir(workdir, config, ds.meta):
+    with distributed.open_workdir(workdir, config, ds.meta):  # run_meta.open_workdir, by process 0
         return _train(config, workdir, ds, model, placement)
 
 
@@ -64,10 +66,10 @@ def _train(config, workdir, ds, model, placement) -> dict:
     if restored is not None:
         state, start_epoch = restored
         print(f"resumed from checkpoint at epoch {start_epoch} (step {int(state.step)})", flush=True)
-    state, images = placement.place(state), placement.place(ds.train_images)
-    epoch_fn, steps = trainer.make_epoch(model, config, len(ds.train_images),
-                                         batch_sharding=placement.batch_sharding)
-    member = loop.Member(config, ckpt=ckpt, log=loop.MetricsLog(workdir, start_epoch, config.train.tensorboard),
+    state, images = placement.place(state), placement.train_images(ds.train_images)
+    epoch_fn, steps = placement.make_epoch(model, config, len(ds.train_images))
+    log = loop.MetricsLog(workdir, start_epoch, config.train.tensorboard) if distributed.is_primary() else None
+    member = loop.Member(config, ckpt=ckpt, log=log,
                          evaluate=make_evaluator(config, model, ds, keys["eval"]))
     try:
         state = loop.run_epochs(epoch_fn, state, images, keys["data"], keys["noise"], trainer.hparams_of(config),
@@ -78,7 +80,8 @@ def _train(config, workdir, ds, model, placement) -> dict:
         member.close()
     final_eval = member.last_eval or member.evaluate(state.params)  # resumed a finished run
     final = dict(final_eval, epoch=config.train.epochs, step=int(state.step))
-    run_meta.update_eval_json(workdir, final)
+    if distributed.is_primary():
+        run_meta.update_eval_json(workdir, final)
     return final
 
 
@@ -139,7 +142,7 @@ def load_run(workdir: str, data_dir: str = "", ds=None) -> Run:
     # The optimizer state's structure depends on the lr schedule, which needs steps per epoch.
     template = trainer.init_model_state(config, model, jax.random.PRNGKey(0), ds.image_shape, None,
                                         max(1, len(ds.train_images) // config.train.batch_size))
-    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
+    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"), local=True)  # one reader
     try:
         restored = ckpt.restore_latest(template)
     finally:

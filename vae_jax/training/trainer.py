@@ -102,13 +102,18 @@ def make_optimizer(cfg, steps_per_epoch: int | None = None) -> optax.GradientTra
     return optax.chain(*parts) if len(parts) > 1 else base
 
 
+# optax.inject_hyperparams builds an InjectStatefulHyperparamsState (optax 0.2.8), which is not a
+# subclass of InjectHyperparamsState: checking for the latter alone left the learning rate unchanged.
+_INJECTED_STATES = (optax.InjectHyperparamsState, optax.InjectStatefulHyperparamsState)
+
+
 def set_learning_rate(opt_state, lr):
     """A copy of ``opt_state`` whose injected learning rate is ``lr``."""
     def fix(s):
-        if isinstance(s, optax.InjectHyperparamsState):
+        if isinstance(s, _INJECTED_STATES):
             return s._replace(hyperparams={**s.hyperparams, "learning_rate": jnp.asarray(lr, jnp.float32)})
         return s
-    return jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, optax.InjectHyperparamsState))
+    return jax.tree.map(fix, opt_state, is_leaf=lambda s: isinstance(s, _INJECTED_STATES))
 
 
 def split_keys(seed: int) -> dict[str, jax.Array]:
@@ -157,9 +162,15 @@ def make_train_step(model, config, objective_fn=None, binarization: str | None =
     # of the raw parameters that leaves the model's function unchanged, applied after each update.
     retract = getattr(model, "retract", None)
 
-    def train_step(state, batch_u8, noise_key, hparams):
-        k_bin, k_obj = jax.random.split(jax.random.fold_in(noise_key, state.step))
-        x = data_lib.to_float(batch_u8, binarization, k_bin)
+    def step_keys(noise_key, step):
+        return jax.random.split(jax.random.fold_in(noise_key, step))  # binarization, objective
+
+    def prepare(batch_u8, noise_key, step):
+        """The model's input for training step ``step`` (dynamic binarization drawn here)."""
+        return data_lib.to_float(batch_u8, binarization, step_keys(noise_key, step)[0])
+
+    def update(state, x, noise_key, hparams):
+        k_obj = step_keys(noise_key, state.step)[1]
         obj_cfg = types.SimpleNamespace(**dict(obj_fields, **hparams))
 
         def loss_fn(params):
@@ -176,22 +187,45 @@ def make_train_step(model, config, objective_fn=None, binarization: str | None =
             new = new.replace(step=state.step + 1, skipped=state.skipped + (1 - finite.astype(jnp.int32)))
         return new, metrics
 
+    def train_step(state, batch_u8, noise_key, hparams):
+        return update(state, prepare(batch_u8, noise_key, state.step), noise_key, hparams)
+
+    # The two halves, for scan_epoch to pipeline (the input of step s+1 is prepared in step s).
+    train_step.prepare, train_step.update = prepare, update
     return train_step
+
+
+def epoch_order(epoch_key, n_train: int, batch_size: int, num_steps: int):
+    """The example indices of an epoch's steps, [num_steps, batch_size]: shuffled by key, the
+    remainder dropped. (Also drawn on the host by the multi-process epoch, training/parallel.py.)"""
+    perm = jax.random.permutation(epoch_key, n_train)[: num_steps * batch_size]
+    return perm.reshape(num_steps, batch_size)
 
 
 def scan_epoch(train_step, state, images_u8, epoch_key, noise_key, hparams, batch_size: int,
                num_steps: int, batch_sharding=None):
-    """One epoch: shuffle by key, ``lax.scan`` over full batches (the remainder is dropped).
-    ``batch_sharding`` splits each batch over devices."""
-    perm = jax.random.permutation(epoch_key, images_u8.shape[0])[: num_steps * batch_size]
-
-    def body(st, idx):
-        batch = images_u8[idx]
+    """One epoch: ``lax.scan`` over the batches of ``epoch_order``. ``batch_sharding`` splits
+    each batch over devices."""
+    def batch(idx):
+        b = images_u8[idx]
         if batch_sharding is not None:
-            batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-        return train_step(st, batch, noise_key, hparams)
+            b = jax.lax.with_sharding_constraint(b, batch_sharding)
+        return b
 
-    return jax.lax.scan(body, state, perm.reshape(num_steps, batch_size))
+    # Each iteration also prepares the next step's input, which the loop carries as a materialized
+    # array. Prepared inside the step that uses it, the input is fused into every consumer and
+    # XLA:CPU recomputes the binarization's random bits in the loss and again in its gradient
+    # (8-13 % of the step; BENCHMARKS.md, past measurements). The numbers are the same either way;
+    # the last iteration prepares an input nobody uses.
+    def body(carry, next_idx):
+        st, x = carry
+        new, metrics = train_step.update(st, x, noise_key, hparams)
+        return (new, train_step.prepare(batch(next_idx), noise_key, st.step + 1)), metrics
+
+    order = epoch_order(epoch_key, images_u8.shape[0], batch_size, num_steps)
+    x0 = train_step.prepare(batch(order[0]), noise_key, state.step)
+    (state, _), metrics = jax.lax.scan(body, (state, x0), jnp.roll(order, -1, axis=0))
+    return state, metrics
 
 
 def make_epoch(model, config, n_train: int, *, objective_fn=None, binarization=None,
