@@ -5,7 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from task_runs import tiny_config
+from conftest import load_config
 from vae_jax.models import cvae as cvae_lib
 from vae_jax.tasks import colorization as col
 
@@ -50,7 +50,7 @@ def test_palette_metric_accepts_truth_and_rejects_the_average_colour():
 
 
 def test_rgb_objective_runs_on_colour_images():
-    cfg = tiny_config("cvae_colorize_mnist")
+    cfg = load_config("cvae_colorize_mnist")
     model = cvae_lib.build(cfg.model, (8, 8, 2))
     params = model.init({"params": jax.random.PRNGKey(0)}, jnp.zeros((1, 8, 8, 2)), jnp.zeros((1, 8, 8, 1)),
                         jax.random.PRNGKey(0))["params"]
@@ -61,8 +61,9 @@ def test_rgb_objective_runs_on_colour_images():
 
 
 def test_colorize_mode_samples_differ_and_keep_the_input_luminance(tmp_path):
-    cfg = tiny_config("cvae_colorize_mnist")
+    cfg = load_config("cvae_colorize_mnist")
     cfg.train.tensorboard = False
+    cfg.train.checkpoint_every = cfg.train.epochs  # the last epoch only: 80 orbax saves cost ~6 s
     out = col.run_colorize(cfg, str(tmp_path))
     saved = json.load(open(tmp_path / "colorize.json"))
     assert saved["methods"] == json.loads(json.dumps(out["methods"]))
@@ -89,7 +90,7 @@ def test_colorize_mode_on_an_rgb_tfds_dataset(tmp_path):
     """The online path (``data.source='tfds'``, e.g. cifar10), on TFDS's mock data."""
     import tensorflow_datasets as tfds
 
-    cfg = tiny_config("cvae_colorize_mnist")
+    cfg = load_config("cvae_colorize_mnist")
     cfg.data.source, cfg.data.name = "tfds", "cifar10"
     cfg.data.train_subset = cfg.data.test_subset = 0
     cfg.train.tensorboard, cfg.train.epochs, cfg.train.batch_size = False, 2, 16

@@ -8,7 +8,7 @@ from scipy.integrate import quad
 
 from conftest import load_config
 from vae_jax.models import distributions as D
-from vae_jax.training import trainer as train
+from vae_jax.training import runs
 
 # λ across (0, 1): near the ends, the bulk, and within 1e-3 (down to 1e-7) of 0.5 on both sides.
 LAMBDAS = np.array([1e-5, 1e-3, 0.02, 0.1, 0.25, 0.4, 0.47, 0.499, 0.4995, 0.4999, 0.49999, 0.4999999,
@@ -67,8 +67,7 @@ def test_registered_and_vae_trains_on_grey_pixels(tmp_path):
     c.model.likelihood = "continuous_bernoulli"
     c.data.binarization = "none"
     c.train.tensorboard = False
-    c.report.enabled = False
-    final = train.train_and_evaluate(c, str(tmp_path))
+    final = runs.train_and_evaluate(c, str(tmp_path))
     # Densities on [0, 1] can exceed 1, so −ELBO may be negative; it must be finite and below the
     # value of an untrained model (λ = 0.5 everywhere gives log p = 784·log 1 = 0 per image).
     assert np.isfinite(final["neg_elbo"]) and final["neg_elbo"] < 0.0

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from vae_jax import config as config_validation
+from vae_jax import config as config_lib
 from vae_jax import models
 from vae_jax.models import nets
-from vae_jax.training import trainer as train
+from vae_jax.training import runs
 from vae_jax.errors import ConfigError
 
 
@@ -57,18 +57,17 @@ def test_net_validation_names_field_and_choices():
     c = load_config("vae_mnist")
     c.model.net = "resnet"
     with pytest.raises(ConfigError, match=r"model.net: 'resnet' is not allowed; choose one of \['conv', 'mlp'\]"):
-        config_validation.validate(c)
+        config_lib.validate(c)
     c.model.net, c.model.conv_channels = "conv", (32, 0)
     with pytest.raises(ConfigError, match="model.conv_channels"):
-        config_validation.validate(c)
+        config_lib.validate(c)
 
 
 def test_conv_vae_trains_end_to_end(tmp_path):
     c = load_config("vae_mnist")
     c.model.net, c.model.conv_channels = "conv", (8, 16)
     c.train.tensorboard = False
-    c.report.enabled = False
-    final = train.train_and_evaluate(c, str(tmp_path))
+    final = runs.train_and_evaluate(c, str(tmp_path))
     rows = [json.loads(line) for line in open(os.path.join(tmp_path, "metrics.jsonl"))]
     assert rows[-1]["train/neg_elbo"] < rows[0]["train/neg_elbo"]
     assert np.isfinite(final["neg_elbo"]) and final["neg_elbo"] < 543.5  # 784·log 2 at init

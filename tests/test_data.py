@@ -84,6 +84,14 @@ def test_dynamic_binarization_draws_fresh_bernoulli():
     assert abs(float(b1.mean()) - 64 / 255) < 0.01
     assert not np.array_equal(np.asarray(b1), np.asarray(b2))
     np.testing.assert_allclose(data.to_float(x, "none"), 64 / 255, rtol=1e-6)
+    # Each pixel's own intensity is its probability: black stays 0 and white 1 in every draw, and
+    # a gradient image binarizes to the per-column means it should.
+    ramp = np.broadcast_to(np.arange(0, 256, 51, dtype=np.uint8), (4000, 6)).reshape(4000, 6, 1, 1)
+    b = np.asarray(data.to_float(ramp, "dynamic", jax.random.PRNGKey(2))).reshape(4000, 6)
+    assert np.all(b[:, 0] == 0.0) and np.all(b[:, -1] == 1.0)
+    np.testing.assert_allclose(b.mean(0), np.arange(0, 256, 51) / 255, atol=0.03)
+    with pytest.raises(ValueError, match="key"):
+        data.to_float(x, "dynamic")
 
 
 def test_unknown_source_and_bundled_name():

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from task_runs import tiny_config, trained_run
+from conftest import load_config
 from vae_jax.models import cvae as cvae_lib
 from vae_jax import models
 from vae_jax.tasks import common, inpainting
@@ -39,7 +39,7 @@ def test_random_and_quadrant_masks_vary_per_image():
 
 @pytest.fixture(scope="module")
 def untrained():
-    cfg = tiny_config()
+    cfg = load_config("vae_mnist")
     model = models.build_model(cfg.model, SHAPE)
     params = models.init_params(model, jax.random.PRNGKey(0), SHAPE)
     cmodel = cvae_lib.build(cfg.model, SHAPE)
@@ -90,7 +90,7 @@ def test_masked_posterior_fit_improves_the_masked_elbo(untrained):
 
 
 def test_mixture_nll_matches_a_single_bernoulli():
-    lik = models.likelihood_of(models.build_model(tiny_config().model, SHAPE))
+    lik = models.likelihood_of(models.build_model(load_config("vae_mnist").model, SHAPE))
     p = 0.3
     target = (np.arange(784).reshape(1, *SHAPE) % 2).astype(np.float32)
     hidden = np.ones((1,) + SHAPE, np.float32)
@@ -99,9 +99,9 @@ def test_mixture_nll_matches_a_single_bernoulli():
     assert abs(nll - -(392 * np.log(p) + 392 * np.log(1 - p))) < 1e-2
 
 
-def test_inpaint_mode_end_to_end():
-    workdir = trained_run()
-    cfg = tiny_config()
+def test_inpaint_mode_end_to_end(tiny_vae_run, tmp_path):
+    workdir = tiny_vae_run.copy_to(tmp_path / "run")
+    cfg = load_config("vae_mnist")
     cfg.tasks.inpaint.masks = "bottom_half,random"
     out = inpainting.run_inpaint(cfg, workdir)
     saved = json.load(open(os.path.join(workdir, "inpaint.json")))

@@ -5,7 +5,7 @@ import os
 import jax.numpy as jnp
 import numpy as np
 
-from task_runs import tiny_config, trained_run
+from conftest import load_config
 from vae_jax.tasks import interpolation as itp
 
 
@@ -48,10 +48,10 @@ def test_nearest_distance_is_exact():
     np.testing.assert_allclose(d, [0.0, np.sqrt(0.5)], atol=1e-3)
 
 
-def test_interpolate_mode_compares_vae_ae_and_pixels():
-    vae_dir = trained_run()
-    ae_dir = trained_run("ae_mnist")
-    cfg = tiny_config()
+def test_interpolate_mode_compares_vae_ae_and_pixels(tiny_vae_run, tiny_ae_run, tmp_path):
+    vae_dir = tiny_vae_run.copy_to(tmp_path / "vae")
+    ae_dir = tiny_ae_run.workdir  # only read
+    cfg = load_config("vae_mnist")
     cfg.tasks.interpolate.compare_workdirs = ae_dir
     out = itp.run_interpolate(cfg, vae_dir)
     names = set(out["paths"])

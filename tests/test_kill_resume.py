@@ -45,7 +45,7 @@ def _kill_during_training(workdir):
     return during_save
 
 
-@pytest.mark.subprocess_kill
+@pytest.mark.slow  # real processes, real SIGKILL: ~3 runs of 8 epochs
 def test_kill_9_then_same_command_resumes_bit_identically(tmp_path):
     reference, victim = str(tmp_path / "reference"), str(tmp_path / "victim")
     ref = subprocess.Popen([sys.executable, "-m", "vae_jax.main", *ARGS, f"--workdir={reference}"],

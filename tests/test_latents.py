@@ -2,9 +2,10 @@
 import json
 import os
 
+import matplotlib.image
 import numpy as np
 
-from task_runs import tiny_config, trained_run
+from conftest import load_config
 from vae_jax.tasks import latents
 
 
@@ -15,9 +16,9 @@ def test_pca_recovers_the_dominant_direction():
     assert ratio[0] > 0.99 and xy.shape == (500, 2)
 
 
-def test_latents_mode_on_a_larger_latent_uses_pca_and_orders_by_kl():
-    workdir = trained_run()
-    out = latents.run_latents(tiny_config(), workdir)
+def test_latents_mode_on_a_larger_latent_uses_pca_and_orders_by_kl(tiny_vae_run, tmp_path):
+    workdir = tiny_vae_run.copy_to(tmp_path / "run")
+    out = latents.run_latents(load_config("vae_mnist"), workdir)
     kl = np.array(out["kl_per_dim"])
     assert list(np.argsort(-kl)) == out["order"] and (kl >= 0).all()
     assert len(out["pca_explained_variance_ratio"]) == 2 and 0 <= out["active_units"] <= 8
@@ -29,13 +30,12 @@ def test_latents_mode_on_a_larger_latent_uses_pca_and_orders_by_kl():
     assert json.load(open(os.path.join(workdir, "latents.json")))["latent_dim"] == 8
 
 
-def test_latents_mode_on_a_2d_latent_draws_the_manifold():
-    workdir = trained_run(model__latent_dim=2, train__epochs=1)
-    cfg = tiny_config()
+def test_latents_mode_on_a_2d_latent_draws_the_manifold(tiny_vae_2d_run, tmp_path):
+    workdir = tiny_vae_2d_run.copy_to(tmp_path / "run")
+    cfg = load_config("vae_mnist")
     out = latents.run_latents(cfg, workdir)
     assert out["latent_dim"] == 2 and "pca_explained_variance_ratio" not in out
     assert {"latents_manifold.png", "latents_scatter.png"} <= set(os.listdir(workdir))
-    import matplotlib.image
     g = cfg.tasks.latents.grid_size
     img = matplotlib.image.imread(os.path.join(workdir, "latents_manifold.png"))
     assert img.shape[0] == g * 29 + 1 and img.shape[1] == g * 29 + 1

@@ -17,6 +17,7 @@ from conftest import load_config
 from vae_jax.training import checkpointing
 from vae_jax import models
 from vae_jax import objectives
+from vae_jax.training import runs
 from vae_jax.training import trainer as train
 from vae_jax import main as main_lib
 
@@ -29,14 +30,14 @@ def _bad_at(step, steps):
 
 def nan_loss(model, params, x, key, step, cfg):
     """ELBO times NaN at the steps in BAD_STEPS: loss and gradients both non-finite."""
-    loss, metrics = objectives.elbo(model, params, x, key, step, cfg)
+    loss, metrics = objectives.get_objective("elbo")(model, params, x, key, step, cfg)
     loss = loss * jnp.where(_bad_at(step, BAD_STEPS), jnp.nan, 1.0)
     return loss, dict(metrics, loss=loss)
 
 
 def inf_grad(model, params, x, key, step, cfg):
     """Finite loss, infinite/NaN gradient at BAD_STEPS (d sqrt(u)/du at u = 0)."""
-    loss, metrics = objectives.elbo(model, params, x, key, step, cfg)
+    loss, metrics = objectives.get_objective("elbo")(model, params, x, key, step, cfg)
     leaf = jax.tree.leaves(params)[0].ravel()[0]
     extra = jax.lax.cond(_bad_at(step, BAD_STEPS), lambda p: jnp.sqrt(jnp.abs(p) * 0.0),
                          lambda p: 0.0 * p, leaf)
@@ -54,7 +55,6 @@ def injected(monkeypatch):
     yield lambda steps: monkeypatch.setattr(sys.modules[__name__], "BAD_STEPS", tuple(steps))
     for name in ("test_nan_loss", "test_inf_grad"):
         objectives.OBJECTIVES.pop(name)
-        objectives.OBJECTIVE_MODEL_KINDS.pop(name)
 
 
 def _cfg(objective, policy="stop", epochs=3):
@@ -90,7 +90,7 @@ def test_stop_names_step_and_metric_and_keeps_last_good_checkpoint(tmp_path, cap
     # The kept checkpoint restores to finite parameters at the end of epoch 1.
     c = _cfg(objective)
     model = models.build_model(c.model, (28, 28, 1))
-    state = train.create_state(c, model, train.split_keys(0)["init"], (28, 28, 1), STEPS_PER_EPOCH)
+    state = train.init_model_state(c, model, train.split_keys(0)["init"], (28, 28, 1), None, STEPS_PER_EPOCH)
     ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
     restored, epoch = ckpt.restore_latest(state)
     ckpt.close()
@@ -101,7 +101,7 @@ def test_stop_names_step_and_metric_and_keeps_last_good_checkpoint(tmp_path, cap
 def test_skip_policy_skips_and_counts(tmp_path, injected):
     injected([3, 11, 12])  # one bad step in epoch 1, two in epoch 2
     workdir = str(tmp_path / "run")
-    final = train.train_and_evaluate(_cfg("test_nan_loss", policy="skip"), workdir)
+    final = runs.train_and_evaluate(_cfg("test_nan_loss", policy="skip"), workdir)
     rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
     assert [r["train/skipped_updates"] for r in rows] == [1, 3, 3]
     # epoch means are over the applied steps, so they stay finite
@@ -113,15 +113,15 @@ def test_skipped_update_leaves_params_and_optimizer_bit_identical(injected):
     injected([0])
     c = _cfg("test_nan_loss", policy="skip")
     model = models.build_model(c.model, (28, 28, 1))
-    state = train.create_state(c, model, jax.random.PRNGKey(0), (28, 28, 1), STEPS_PER_EPOCH)
+    state = train.init_model_state(c, model, jax.random.PRNGKey(0), (28, 28, 1), None, STEPS_PER_EPOCH)
     step = jax.jit(train.make_train_step(model, c))
-    batch = jnp.full((8, 28, 28, 1), 128, jnp.uint8)
-    new, metrics = step(state, batch, jax.random.PRNGKey(1))
+    batch, hparams = jnp.full((8, 28, 28, 1), 128, jnp.uint8), train.hparams_of(c)
+    new, metrics = step(state, batch, jax.random.PRNGKey(1), hparams)
     assert float(metrics["finite"]) == 0.0 and int(new.skipped) == 1 and int(new.step) == 1
     same = jax.tree.map(lambda a, b: bool(jnp.array_equal(a, b)), (state.params, state.opt_state),
                         (new.params, new.opt_state))
     assert all(jax.tree.leaves(same))
     # the next (finite) step is applied
-    newer, metrics = step(new, batch, jax.random.PRNGKey(1))
+    newer, metrics = step(new, batch, jax.random.PRNGKey(1), hparams)
     assert float(metrics["finite"]) == 1.0 and int(newer.skipped) == 1
     assert not bool(jnp.array_equal(jax.tree.leaves(newer.params)[0], jax.tree.leaves(state.params)[0]))

@@ -38,26 +38,26 @@ def _setup(nan_policy="stop"):
     ds = data_lib.load(config.data)
     model = models.build_model(config.model, ds.image_shape)
     keys = train.split_keys(config.seed)
-    state = train.create_state(config, model, keys["init"], ds.image_shape,
-                               len(ds.train_images) // config.train.batch_size)
+    state = train.init_model_state(config, model, keys["init"], ds.image_shape, None,
+                                   len(ds.train_images) // config.train.batch_size)
     images = jax.device_put(ds.train_images)
-    train_epoch, _ = train.make_train_epoch(model, config, len(ds.train_images))
+    train_epoch, _ = train.make_epoch(model, config, len(ds.train_images))
     epoch_keys = [jax.random.fold_in(keys["data"], e) for e in range(1, 4)]
     jax.block_until_ready(epoch_keys)
-    return train_epoch, state, images, epoch_keys, keys["noise"]
+    return train_epoch, state, images, epoch_keys, keys["noise"], train.hparams_of(config)
 
 
 @pytest.mark.parametrize("nan_policy", ["stop", "skip"])
 def test_epoch_compiles_once(counter, nan_policy):
-    train_epoch, state, images, epoch_keys, noise_key = _setup(nan_policy)
+    train_epoch, state, images, epoch_keys, noise_key, hparams = _setup(nan_policy)
     before = counter.count
-    state, metrics = train_epoch(state, images, epoch_keys[0], noise_key)
+    state, metrics = train_epoch(state, images, epoch_keys[0], noise_key, hparams)
     jax.block_until_ready(metrics)
     first = counter.count - before
     assert first >= 1, "the first epoch should compile (is the compile event still reported?)"
     losses = [float(np.mean(np.asarray(metrics["loss"])))]
     for key in epoch_keys[1:]:
-        state, metrics = train_epoch(state, images, key, noise_key)
+        state, metrics = train_epoch(state, images, key, noise_key, hparams)
         jax.block_until_ready(metrics)
         losses.append(float(np.mean(np.asarray(metrics["loss"]))))
     assert counter.count - before == first, (

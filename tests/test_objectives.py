@@ -1,5 +1,5 @@
-"""Objectives of objectives.py / objectives_extra.py: schedules, free bits, IWAE (k=1 == ELBO),
-denoising and sparse AEs, their config checks, and that each trains end-to-end on a tiny config."""
+"""Objectives of vae_jax/objectives/: schedules, free bits, IWAE (k=1 == ELBO), denoising and
+sparse AEs, the registry, their config checks, and that each trains end-to-end on a tiny config."""
 import json
 import math
 import os
@@ -10,13 +10,15 @@ import numpy as np
 import pytest
 
 from conftest import load_config
-from vae_jax import config as config_validation
+from vae_jax import config as config_lib
 from vae_jax import data
 from vae_jax import models
 from vae_jax import objectives
-from vae_jax import objectives as objectives_extra
-from vae_jax.training import trainer as train
 from vae_jax.errors import ConfigError
+from vae_jax.objectives import autoencoder as ae_objectives
+from vae_jax.objectives import elbo as elbo_objectives
+from vae_jax.objectives import iwae as iwae_objectives
+from vae_jax.training import runs
 
 KEY = jax.random.PRNGKey(7)
 
@@ -39,6 +41,9 @@ END_TO_END = [
     ("vae_mnist", {"objective.name": "elbo_cyclical", "objective.anneal_steps": 12, "objective.cycles": 3}),
     ("vae_mnist", {"objective.name": "elbo_free_bits", "objective.free_bits": 0.5}),
     ("vae_mnist", {"objective.name": "iwae", "objective.iwae_k": 4}),
+    ("vae_mnist", {"objective.name": "miwae", "objective.iwae_m": 2, "objective.iwae_k": 2}),
+    ("vae_mnist", {"objective.name": "piwae", "objective.iwae_m": 2, "objective.iwae_k": 2}),
+    ("vae_mnist", {"objective.name": "ciwae", "objective.ciwae_beta": 0.5, "objective.iwae_k": 4}),
     ("ae_mnist", {"objective.name": "ae"}),
     ("ae_mnist", {"objective.name": "denoising_ae", "objective.noise_type": "gaussian"}),
     ("ae_mnist", {"objective.name": "denoising_ae", "objective.noise_type": "masking"}),
@@ -54,8 +59,7 @@ def test_objective_trains_end_to_end(tmp_path, config_name, overrides):
         section, field = path.split(".")
         c[section][field] = v
     c.train.tensorboard = False
-    c.report.enabled = False
-    final = train.train_and_evaluate(c, str(tmp_path))
+    final = runs.train_and_evaluate(c, str(tmp_path))
     rows = [json.loads(line) for line in open(os.path.join(tmp_path, "metrics.jsonl"))]
     assert len(rows) == c.train.epochs
     losses = [r["train/loss"] for r in rows]
@@ -69,10 +73,28 @@ def test_objective_trains_end_to_end(tmp_path, config_name, overrides):
 
 
 def test_registry_lists_every_objective_with_its_model_kinds():
-    for name in ("elbo", "elbo_warmup", "elbo_cyclical", "elbo_free_bits", "iwae"):
-        assert objectives.OBJECTIVE_MODEL_KINDS[name] == ("vae",)
+    assert set(objectives.OBJECTIVES) == {o["objective.name"] for _, o in END_TO_END}  # each trained above
+    for name in ("elbo", "elbo_warmup", "elbo_cyclical", "elbo_free_bits", "iwae", "miwae", "piwae", "ciwae"):
+        kinds = objectives.OBJECTIVES[name].model_kinds
+        assert "vae" in kinds and not {"ae", "linear_ae", "linear_ae_orth"} & set(kinds), (name, kinds)
     for name in ("ae", "denoising_ae", "sparse_ae"):
-        assert "ae" in objectives.OBJECTIVE_MODEL_KINDS[name]
+        kinds = objectives.OBJECTIVES[name].model_kinds
+        assert "ae" in kinds and "vae" not in kinds, (name, kinds)
+    assert objectives.get_objective("iwae") is iwae_objectives.iwae
+    with pytest.raises(ConfigError, match="objective.name: 'elbow' is not one of"):
+        objectives.get_objective("elbow")
+
+
+def test_registered_fields_are_base_config_fields():
+    """Every field an objective declares exists in the base config (validate reads its default)."""
+    defaults = config_lib.base_config().objective
+    for name, obj in objectives.OBJECTIVES.items():
+        assert set(obj.fields) <= set(defaults), name
+
+
+def test_registering_a_name_twice_is_refused():
+    with pytest.raises(ValueError, match="'elbo' registered twice"):
+        objectives.register("elbo")(lambda *a: None)
 
 
 # ---------------------------------------------------------------------------- IWAE
@@ -80,29 +102,29 @@ def test_iwae_k1_equals_elbo_with_the_same_key():
     c, model, params, x = _model_params_batch()
     c.objective.iwae_k = 1
     step = jnp.asarray(0)
-    (l_elbo, m_elbo), g_elbo = jax.value_and_grad(objectives.elbo, argnums=1, has_aux=True)(
+    (l_elbo, m_elbo), g_elbo = jax.value_and_grad(elbo_objectives.elbo, argnums=1, has_aux=True)(
         model, params, x, KEY, step, c.objective)
-    (l_iwae, m_iwae), g_iwae = jax.value_and_grad(objectives_extra.iwae, argnums=1, has_aux=True)(
+    (l_iwae, m_iwae), g_iwae = jax.value_and_grad(iwae_objectives.iwae, argnums=1, has_aux=True)(
         model, params, x, KEY, step, c.objective)
     np.testing.assert_allclose(float(l_iwae), float(l_elbo), rtol=1e-6)
     assert float(m_iwae["iwae_gap"]) == 0.0 and float(m_iwae["log_ess"]) == 0.0
     for a, b in zip(jax.tree.leaves(g_iwae), jax.tree.leaves(g_elbo)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-5)
     # A different key gives a different single-sample value (the test could fail).
-    l_other, _ = objectives_extra.iwae(model, params, x, jax.random.PRNGKey(8), step, c.objective)
+    l_other, _ = iwae_objectives.iwae(model, params, x, jax.random.PRNGKey(8), step, c.objective)
     assert abs(float(l_other) - float(l_elbo)) > 1e-3
 
 
 def test_iwae_bound_tightens_with_k_and_ess_is_in_range():
     c, model, params, x = _model_params_batch()
-    log_w, _, _, _ = objectives_extra.iwae_log_weights(model, params, x, KEY, 64)
-    bounds = [float(objectives_extra.log_mean_exp(log_w[:k]).mean()) for k in (1, 4, 64)]
+    log_w, _, _, _ = objectives.iwae_log_weights(model, params, x, KEY, 64)
+    bounds = [float(objectives.log_mean_exp(log_w[:k]).mean()) for k in (1, 4, 64)]
     assert bounds[0] <= bounds[1] <= bounds[2]
-    log_ess = np.asarray(objectives_extra.log_effective_sample_size(log_w))
+    log_ess = np.asarray(objectives.log_effective_sample_size(log_w))
     assert np.all(log_ess >= -1e-5) and np.all(log_ess <= math.log(64) + 1e-5)
     # ESS of equal weights is k; of one dominant weight is 1.
-    np.testing.assert_allclose(objectives_extra.log_effective_sample_size(jnp.zeros(8)), math.log(8), rtol=1e-6)
-    np.testing.assert_allclose(objectives_extra.log_effective_sample_size(jnp.array([0.0, -80.0, -80.0])),
+    np.testing.assert_allclose(objectives.log_effective_sample_size(jnp.zeros(8)), math.log(8), rtol=1e-6)
+    np.testing.assert_allclose(objectives.log_effective_sample_size(jnp.array([0.0, -80.0, -80.0])),
                                0.0, atol=1e-6)
 
 
@@ -112,7 +134,7 @@ def test_iwae_mc_estimate_matches_loss_in_expectation():
     c, model, params, x = _model_params_batch()
     c.objective.iwae_k = 8
     keys = jax.random.split(KEY, 64)
-    f = jax.jit(jax.vmap(lambda k: objectives_extra.iwae(model, params, x, k, 0, c.objective)))
+    f = jax.jit(jax.vmap(lambda k: iwae_objectives.iwae(model, params, x, k, 0, c.objective)))
     loss, metrics = f(keys)
     diff = np.asarray(loss - metrics["neg_iwae"])
     assert abs(diff.mean()) < 4 * diff.std() / math.sqrt(len(diff)) + 1e-3
@@ -120,13 +142,13 @@ def test_iwae_mc_estimate_matches_loss_in_expectation():
 
 # ---------------------------------------------------------------------------- schedules, free bits
 def test_warmup_factor():
-    f = lambda s: float(objectives_extra.warmup_factor(jnp.asarray(s), 100))
+    f = lambda s: float(objectives.warmup_factor(jnp.asarray(s), 100))
     assert [f(0), f(50), f(100), f(1000)] == [0.0, 0.5, 1.0, 1.0]
 
 
 def test_cyclical_factor():
     # 4 cycles over 400 steps (period 100), rising over the first half of each period.
-    f = lambda s: float(objectives_extra.cyclical_factor(jnp.asarray(s), 400, 4, 0.5))
+    f = lambda s: float(objectives.cyclical_factor(jnp.asarray(s), 400, 4, 0.5))
     np.testing.assert_allclose([f(0), f(25), f(50), f(99), f(100), f(125), f(399), f(400), f(10_000)],
                                [0.0, 0.5, 1.0, 1.0, 0.0, 0.5, 1.0, 1.0, 1.0])
 
@@ -134,7 +156,7 @@ def test_cyclical_factor():
 def test_warmup_objective_scales_kl_by_schedule():
     c, model, params, x = _model_params_batch()
     c.objective.warmup_steps, c.objective.kl_weight = 100, 2.0
-    loss, m = objectives_extra.elbo_warmup(model, params, x, KEY, jnp.asarray(25), c.objective)
+    loss, m = elbo_objectives.elbo_warmup(model, params, x, KEY, jnp.asarray(25), c.objective)
     np.testing.assert_allclose(float(m["kl_weight"]), 0.5, rtol=1e-6)
     np.testing.assert_allclose(float(loss), float(m["rec_loss"] + 0.5 * m["kl"]), rtol=1e-5)
 
@@ -144,39 +166,39 @@ def test_free_bits_floors_each_dimension():
     c.objective.kl_weight = 1.0
     # λ far above every unit's KL: the KL term is the constant n·λ (no gradient to the encoder from it).
     c.objective.free_bits = 100.0
-    loss, m = objectives_extra.elbo_free_bits(model, params, x, KEY, 0, c.objective)
+    loss, m = elbo_objectives.elbo_free_bits(model, params, x, KEY, 0, c.objective)
     n = c.model.latent_dim
     np.testing.assert_allclose(float(loss), float(m["rec_loss"]) + n * 100.0, rtol=1e-6)
     assert float(m["dims_below_floor"]) == n
     # λ = 0 is the plain ELBO.
     c.objective.free_bits = 0.0
-    loss0, _ = objectives_extra.elbo_free_bits(model, params, x, KEY, 0, c.objective)
-    loss_elbo, _ = objectives.elbo(model, params, x, KEY, 0, c.objective)
+    loss0, _ = elbo_objectives.elbo_free_bits(model, params, x, KEY, 0, c.objective)
+    loss_elbo, _ = elbo_objectives.elbo(model, params, x, KEY, 0, c.objective)
     np.testing.assert_allclose(float(loss0), float(loss_elbo), rtol=1e-6)
 
 
 # ---------------------------------------------------------------------------- regularized AEs
 def test_denoising_and_sparse_reduce_to_ae_without_regularization():
     c, model, params, x = _model_params_batch("ae_mnist")
-    base, _ = objectives.ae(model, params, x, KEY, 0, c.objective)
+    base, _ = ae_objectives.ae(model, params, x, KEY, 0, c.objective)
     for noise_type, field in (("gaussian", "noise_std"), ("masking", "mask_prob")):
         c.objective.noise_type = noise_type
         c.objective[field] = 0.0
-        loss, _ = objectives_extra.denoising_ae(model, params, x, KEY, 0, c.objective)
+        loss, _ = ae_objectives.denoising_ae(model, params, x, KEY, 0, c.objective)
         np.testing.assert_allclose(float(loss), float(base), rtol=1e-6)
     c.objective.l1_weight = 0.0
-    np.testing.assert_allclose(float(objectives_extra.sparse_ae(model, params, x, KEY, 0, c.objective)[0]),
+    np.testing.assert_allclose(float(ae_objectives.sparse_ae(model, params, x, KEY, 0, c.objective)[0]),
                                float(base), rtol=1e-6)
     c.objective.l1_weight = 0.1
-    loss, m = objectives_extra.sparse_ae(model, params, x, KEY, 0, c.objective)
+    loss, m = ae_objectives.sparse_ae(model, params, x, KEY, 0, c.objective)
     np.testing.assert_allclose(float(loss - base), 0.1 * float(m["code_l1"]), atol=2e-4)  # ~730-nat terms in float32
 
 
 def test_corruption_statistics():
     x = jnp.full((200, 28, 28, 1), 0.5)
-    noisy = objectives_extra.corrupt(KEY, x, "gaussian", 0.3, 0.0)
+    noisy = objectives.corrupt(KEY, x, "gaussian", 0.3, 0.0)
     np.testing.assert_allclose(float(jnp.std(noisy - x)), 0.3, rtol=0.02)
-    masked = objectives_extra.corrupt(KEY, x, "masking", 0.0, 0.25)
+    masked = objectives.corrupt(KEY, x, "masking", 0.0, 0.25)
     np.testing.assert_allclose(float(jnp.mean(masked == 0)), 0.25, atol=0.01)
 
 
@@ -196,11 +218,11 @@ def test_config_errors_name_the_field(name, field, value, message):
     c.objective.name = name
     c.objective[field] = value
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        config_validation.validate(c)
+        config_lib.validate(c)
 
 
 def test_ae_objective_on_vae_is_rejected():
     c = load_config("vae_mnist")
     c.objective.name = "sparse_ae"
     with pytest.raises(ConfigError, match="objective.name: 'sparse_ae' does not apply to model.kind='vae'"):
-        config_validation.validate(c)
+        config_lib.validate(c)

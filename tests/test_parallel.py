@@ -8,7 +8,7 @@ import sys
 
 import numpy as np
 
-from conftest import ROOT
+from conftest import ROOT, job, run_process
 
 SCRIPT = r"""
 import json, os, sys
@@ -17,10 +17,10 @@ sys.path.insert(0, os.path.join(sys.argv[1], "tests"))
 import jax
 from conftest import load_config
 from vae_jax import data as data_lib
-from vae_jax.training import parallel
-from vae_jax.sweeps import runner as sweep
+from vae_jax.sweeps import expand
 from vae_jax.sweeps import vmap_group as sweep_vmap
-from vae_jax.training import trainer as train
+import vae_jax.training.parallel as parallel
+import vae_jax.training.runs as runs
 
 assert len(jax.devices()) == 4, jax.devices()
 out = {}
@@ -32,11 +32,11 @@ for mode in ("off", "on"):
     c = cfg.copy_and_resolve_references()
     c.train.data_parallel = mode
     d = os.path.join(sys.argv[2], mode)
-    out[mode] = {"final": train.train_and_evaluate(c, d), "rows": rows(d),
+    out[mode] = {"final": runs.train_and_evaluate(c, d), "rows": rows(d),
                  "devices": parallel.data_parallel(c).num_devices}
 # 4 vmapped members (β × seed), member axis sharded 1 per device.
-members = [sweep.apply_overrides(cfg, o, "m") for o in
-           sweep.product(sweep.axis("objective.kl_weight", [1.0, 0.5]), sweep.axis("seed", [0, 1]))]
+members = [expand.apply_overrides(cfg, o, "m") for o in
+           expand.product(expand.axis("objective.kl_weight", [1.0, 0.5]), expand.axis("seed", [0, 1]))]
 out["member_sharding"] = str(parallel.member_sharding(4))
 out["members"] = sweep_vmap.train_group(members, [os.path.join(sys.argv[2], f"m{i}") for i in range(4)],
                                         data_lib.load(cfg.data))
@@ -44,11 +44,15 @@ print("RESULT" + json.dumps(out))
 """
 
 
-def test_four_devices_equal_one(tmp_path):
+@job
+def four_device_runs(directory) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
-    p = subprocess.run([sys.executable, "-c", SCRIPT, ROOT, str(tmp_path)], capture_output=True, text=True,
-                       timeout=900, env=env, cwd=ROOT)
+    return run_process([sys.executable, "-c", SCRIPT, ROOT, directory], timeout=900, env=env)
+
+
+def test_four_devices_equal_one(four_device_runs):
+    p = four_device_runs
     assert p.returncode == 0, p.stderr[-3000:]
     out = json.loads(p.stdout.split("RESULT")[-1])
     one, four = out["off"], out["on"]

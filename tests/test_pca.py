@@ -1,4 +1,6 @@
 """PCA by SVD, principal angles, and linear AEs (constrained and unconstrained) against PCA."""
+from types import SimpleNamespace
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -6,10 +8,12 @@ import optax
 import pytest
 
 from vae_jax import config as config_base
-from vae_jax import config as config_validation
 from vae_jax import models
 from vae_jax import objectives
+from vae_jax.errors import ConfigError
+from vae_jax.sweeps import vmap_group
 from vae_jax.tasks import pca as pca_lib
+from vae_jax.training import trainer
 
 SHAPE = (4, 4, 1)   # D = 16
 
@@ -99,7 +103,7 @@ def test_orth_model_needs_gaussian_likelihood():
     c.model.kind, c.model.likelihood, c.objective.name = "linear_ae_orth", "bernoulli", "ae"
     c.data.binarization = "dynamic"
     with pytest.raises(ConfigError, match="linear_ae_orth"):
-        config_validation.validate(c)
+        config_base.validate(c)
 
 
 def _uint8_data(n=2000, seed=0):
@@ -116,21 +120,20 @@ class _NoRetraction(models.OrthLinearAE):
 
 
 def _full_batch_trainer_run(images, retract: bool, steps=600):
-    from vae_jax.training import trainer as train
     c = config_base.base_config()
     c.model.kind, c.model.latent_dim, c.model.likelihood = "linear_ae_orth", 3, "gaussian"
     c.objective.name, c.data.binarization = "ae", "none"
     c.optim.name, c.optim.learning_rate, c.optim.momentum = "sgd", 0.5, 0.95
     c.train.batch_size = len(images)
-    config_validation.validate(c)
+    config_base.validate(c)
     model = models.build_model(c.model, SHAPE)
     if not retract:
         model = _NoRetraction(**{f: getattr(model, f) for f in ("latent_dim", "image_shape", "likelihood")})
-    state = train.create_state(c, model, jax.random.PRNGKey(0), SHAPE)
-    step = jax.jit(train.make_train_step(model, c))
-    batch = jnp.asarray(images)
+    state = trainer.init_model_state(c, model, jax.random.PRNGKey(0), SHAPE)
+    step = jax.jit(trainer.make_train_step(model, c))
+    batch, hparams = jnp.asarray(images), trainer.hparams_of(c)
     for _ in range(steps):
-        state, _ = step(state, batch, jax.random.PRNGKey(1))
+        state, _ = step(state, batch, jax.random.PRNGKey(1), hparams)
     return model, state.params
 
 
@@ -153,20 +156,16 @@ def test_trainer_full_batch_momentum_reaches_pca_and_retraction_keeps_scale():
 
 def test_offset_init_data_mean_in_trainer_and_vmapped_sweep():
     """model.offset_init='data_mean' starts b at the training mean in both training paths."""
-    from types import SimpleNamespace
-
-    from vae_jax.sweeps import vmap_group as sweep_vmap
-    from vae_jax.training import trainer as train
     images = _uint8_data(200)
     c = config_base.base_config()
     c.model.kind, c.model.latent_dim, c.model.likelihood = "linear_ae_orth", 3, "gaussian"
     c.objective.name, c.data.binarization, c.model.offset_init = "ae", "none", "data_mean"
-    config_validation.validate(c)
+    config_base.validate(c)
     model = models.build_model(c.model, SHAPE)
     mean = images.reshape(len(images), -1).mean(0) / 255.0
-    state = train.init_from_data(c, model, train.create_state(c, model, jax.random.PRNGKey(0), SHAPE), images)
+    state = trainer.init_model_state(c, model, jax.random.PRNGKey(0), SHAPE, images)
     np.testing.assert_allclose(state.params["offset"], mean, rtol=1e-6)
     ds = SimpleNamespace(image_shape=SHAPE, train_images=images)
-    _, states = sweep_vmap._init_members([c, c], model, ds, 1)
+    _, states, _ = vmap_group._init_members([c, c], model, ds, 1)
     for s in states:
         np.testing.assert_allclose(s.params["offset"], mean, rtol=1e-6)

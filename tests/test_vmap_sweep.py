@@ -8,6 +8,13 @@ import numpy as np
 import pytest
 
 from conftest import load_config
+from vae_jax import data as data_lib
+from vae_jax.sweeps import vmap_group as sweep_vmap
+from vae_jax.sweeps.expand import Point, apply_overrides
+import vae_jax.training.run_meta as run_meta
+import vae_jax.training.runs as runs
+import vae_jax.training.trainer as trainer
+import vae_jax.training.workdir as workdir_lib
 
 
 def _rows(d):
@@ -16,7 +23,6 @@ def _rows(d):
 
 def _member_configs():
     base = load_config("vae_sweep", "tiny")
-    from vae_jax.sweeps.runner import apply_overrides
     # Differ in every vmapped field: seed, KL weight, learning rate.
     overrides = [{"seed": 0, "objective.kl_weight": 1.0, "optim.learning_rate": 1e-3},
                  {"seed": 3, "objective.kl_weight": 0.25, "optim.learning_rate": 3e-3}]
@@ -24,16 +30,13 @@ def _member_configs():
 
 
 def test_vmapped_members_equal_training_alone(tmp_path):
-    from vae_jax import data as data_lib
-    from vae_jax.sweeps import vmap_group as sweep_vmap
-    from vae_jax.training import trainer as train
 
     configs = _member_configs()
     ds = data_lib.load(configs[0].data)
     group_dirs = [str(tmp_path / f"vmap{i}") for i in range(len(configs))]
     results = sweep_vmap.train_group(configs, group_dirs, ds)
     for i, cfg in enumerate(configs):
-        alone = train.train_and_evaluate(cfg, str(tmp_path / f"alone{i}"))
+        alone = runs.train_and_evaluate(cfg, str(tmp_path / f"alone{i}"))
         for key in ("neg_elbo", "kl", "rec_loss", "mse"):
             np.testing.assert_allclose(results[i][key], alone[key], rtol=2e-5, err_msg=f"member {i} test/{key}")
         for rv, ra in zip(_rows(group_dirs[i]), _rows(str(tmp_path / f"alone{i}"))):
@@ -47,9 +50,6 @@ def test_vmapped_members_equal_training_alone(tmp_path):
 @pytest.mark.slow
 def test_vmapped_member_resumes_alone(tmp_path):
     """A vmapped point's checkpoint is the normal format: train_and_evaluate resumes it."""
-    from vae_jax import data as data_lib
-    from vae_jax.sweeps import vmap_group as sweep_vmap
-    from vae_jax.training import trainer as train
 
     configs = _member_configs()
     for c in configs:
@@ -58,15 +58,12 @@ def test_vmapped_member_resumes_alone(tmp_path):
     sweep_vmap.train_group(configs, d, data_lib.load(configs[0].data))
     cfg = configs[1].copy_and_resolve_references()
     cfg.train.epochs = 2
-    resumed = train.train_and_evaluate(cfg, d[1])
-    fresh = train.train_and_evaluate(cfg, str(tmp_path / "fresh"))
+    resumed = runs.train_and_evaluate(cfg, d[1])
+    fresh = runs.train_and_evaluate(cfg, str(tmp_path / "fresh"))
     np.testing.assert_allclose(resumed["neg_elbo"], fresh["neg_elbo"], rtol=2e-5)
 
 
 def test_choose_rule_and_probe():
-    from vae_jax import data as data_lib
-    from vae_jax.sweeps import vmap_group as sweep_vmap
-    from vae_jax.sweeps.runner import Point
 
     configs = _member_configs()
     points = [Point(i, str(i), {}, c) for i, c in enumerate(configs)]
@@ -78,7 +75,6 @@ def test_choose_rule_and_probe():
 
 
 def _locked(d) -> bool:
-    from vae_jax.training import workdir as workdir_lib
     try:
         with workdir_lib.lock(d):
             return False
@@ -87,18 +83,15 @@ def _locked(d) -> bool:
 
 
 def test_group_holds_every_member_lock_while_it_trains_and_writes(tmp_path, monkeypatch):
-    from vae_jax import data as data_lib
-    from vae_jax.training import run_meta
-    from vae_jax.sweeps import vmap_group as sweep_vmap
 
     configs = _member_configs()
     for c in configs:
         c.train.epochs = 1
     dirs = [str(tmp_path / f"m{i}") for i in range(len(configs))]
     seen = []
-    real_epoch, real_update = sweep_vmap.make_group_epoch, run_meta.update_eval_json
+    real_epoch, real_update = trainer.make_epoch, run_meta.update_eval_json
 
-    def make_group_epoch(*a, **k):
+    def make_epoch(*a, **k):
         fn, steps = real_epoch(*a, **k)
 
         def epoch(*args):
@@ -110,7 +103,7 @@ def test_group_holds_every_member_lock_while_it_trains_and_writes(tmp_path, monk
         seen.append(("eval.json", [_locked(d) for d in dirs]))
         return real_update(d, metrics)
 
-    monkeypatch.setattr(sweep_vmap, "make_group_epoch", make_group_epoch)
+    monkeypatch.setattr(trainer, "make_epoch", make_epoch)
     monkeypatch.setattr(run_meta, "update_eval_json", update_eval_json)
     sweep_vmap.train_group(configs, dirs, data_lib.load(configs[0].data))
     assert seen == [("train", [True, True]), ("eval.json", [True, True]), ("eval.json", [True, True])]
@@ -119,14 +112,11 @@ def test_group_holds_every_member_lock_while_it_trains_and_writes(tmp_path, monk
 
 
 def test_group_refuses_when_a_member_is_in_use(tmp_path, monkeypatch):
-    from vae_jax import data as data_lib
-    from vae_jax.sweeps import vmap_group as sweep_vmap
-    from vae_jax.training import workdir as workdir_lib
 
     configs = _member_configs()
     dirs = [str(tmp_path / f"m{i}") for i in range(len(configs))]
     os.makedirs(dirs[1])
-    monkeypatch.setattr(sweep_vmap, "make_group_epoch", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(trainer, "make_epoch", lambda *a, **k: pytest.fail("trained"))
     in_use = re.escape(f"workdir {dirs[1]} is in use by pid {os.getpid()} ")
     with workdir_lib.lock(dirs[1]):
         with pytest.raises(workdir_lib.WorkdirError, match=in_use):

@@ -13,11 +13,12 @@ import sys
 import pytest
 from conftest import ROOT, load_config
 
-from vae_jax.training import checkpointing
-from vae_jax.training import run_meta
 from vae_jax import main as main_lib
-from vae_jax.training import workdir as workdir_lib
-from vae_jax.training.workdir import WorkdirError
+from vae_jax.tasks import common
+import vae_jax.training.checkpointing as checkpointing
+import vae_jax.training.run_meta as run_meta
+import vae_jax.training.workdir as workdir_lib
+from vae_jax.errors import WorkdirError
 
 
 def _cfg(epochs=1):
@@ -76,6 +77,7 @@ def _fail_save_at(monkeypatch, epoch):
 
     def save(self, step, *a, **k):
         if step == epoch:
+            self.wait_until_finished()  # as orbax's save does before it writes
             raise OSError(errno.ENOSPC, "No space left on device")
         return real(self, step, *a, **k)
 
@@ -103,6 +105,7 @@ def _mount_tmpfs(path, size):
     return r.returncode == 0
 
 
+@pytest.mark.slow  # four trainings on a real tmpfs
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # orbax's failed writers
 def test_real_full_disk(tmp_path, capsys, monkeypatch):
     """A real 8 MiB tmpfs: refused up front; filled during a run, the save fails cleanly, the
@@ -150,7 +153,7 @@ def test_lock_of_a_killed_process_is_taken_over(tmp_path, capsys):
     workdir = str(tmp_path / "run")
     os.makedirs(workdir)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from vae_jax import workdir as w\n"
+        [sys.executable, "-c", "import sys, time; import vae_jax.training.workdir as w\n"
          "with w.lock(sys.argv[1]):\n print('locked', flush=True); time.sleep(60)", workdir],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
@@ -215,19 +218,15 @@ def test_overwrite_deletes_the_old_run_and_resume_keeps_it(tmp_path):
     assert os.listdir(tmp_path / "b") == []
 
 
-def test_cli_flag_overwrite(tmp_path):
-    """--on_config_mismatch=overwrite through the real CLI starts the run afresh."""
-    from conftest import run_cli
-
-    _record(tmp_path / "run", _cfg())
-    (tmp_path / "run" / "stale.png").write_bytes(b"x")
-    args = ["--config=configs/vae_mnist.py:tiny", f"--workdir={tmp_path / 'run'}", "--config.train.epochs=1",
-            "--config.report.enabled=False", "--config.model.latent_dim=4"]
-    r = run_cli(args + ["--on_config_mismatch=overwrite"])
+def test_cli_flag_overwrite(tiny_vae_2d_run):
+    """--on_config_mismatch=overwrite through the real CLI starts the run afresh (the job trains a
+    2-D latent over a stale run of the 8-D config, see conftest.tiny_vae_2d_run)."""
+    r = tiny_vae_2d_run
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "deleting the earlier run (model.latent_dim: 8 -> 4)" in r.stdout
-    assert not os.path.exists(tmp_path / "run" / "stale.png")
-    assert json.load(open(tmp_path / "run" / "config.json"))["model"]["latent_dim"] == 4
+    assert "deleting the earlier run (model.latent_dim: 8 -> 2)" in r.stdout
+    assert "stale.png" not in r.files
+    assert json.load(open(os.path.join(r.workdir, "config.json")))["model"]["latent_dim"] == 2
+    assert r.eval["epoch"] == 1
 
 
 # ---------------------------------------------------------------------------- post-training modes
@@ -243,18 +242,17 @@ def _locked_elsewhere(workdir) -> bool:
 def _hold_in_subprocess(workdir):
     """A real process holding the workdir lock until its stdin is closed."""
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys; from vae_jax import workdir as w\n"
+        [sys.executable, "-c", "import sys; import vae_jax.training.workdir as w\n"
          "with w.lock(sys.argv[1]):\n print('locked', flush=True); sys.stdin.read()", str(workdir)],
         cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "locked"
     return holder
 
 
-def test_post_training_modes_refuse_a_locked_workdir_and_run_after_release(tmp_path, capsys, monkeypatch):
-    from vae_jax.tasks import common
-
+def test_post_training_modes_refuse_a_locked_workdir_and_run_after_release(tiny_vae_run, tmp_path, capsys,
+                                                                           monkeypatch):
     workdir = tmp_path / "run"
-    assert _run(_cfg(), workdir, capsys)[0] is None
+    tiny_vae_run.copy_to(workdir)
     recorded = {f: (workdir / f).read_bytes() for f in ("config.json", "run_meta.json", "eval.json")}
     modes = [m for m in main_lib.MODES if m not in main_lib.CLAIMING_MODES]
     assert {"evaluate", "interpolate", "latents", "inpaint", "colorize"} <= set(modes)
