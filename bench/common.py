@@ -1,12 +1,22 @@
-"""Shared pieces of the benchmarks: data dir, subprocess timing, matmul peak, FLOP model, medians.
+"""What the benchmarks share: finding the data and the reference loops, running child processes
+(rate, JSON line, peak RSS), the FLOP model, the measured matmul peak, medians and result files.
 
 Every benchmark compares numbers measured in the same run on the same machine: the machines this
 was developed on are shared and noisy, so only ratios of interleaved measurements mean anything.
+
+FLOP model: model FLOPs per training example = 3 x forward matmul FLOPs (forward, plus backward
+w.r.t. activations and weights: the usual "6N" convention for dense nets), where a Dense kernel
+[in, out] costs 2·in·out per example. Elementwise work (activations, the likelihood, the optimizer,
+random bits) is not counted: MFU measures useful matmul work against the peak of the one
+operation the machine is fastest at.
+
+    python bench/common.py [N]     # prints the N x N f32 matmul peak (default 4096) as a JSON line
 """
 from __future__ import annotations
 
 import json
 import os
+import platform
 import re
 import statistics
 import subprocess
@@ -18,6 +28,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_DATA_DIRS = (os.environ.get("VAE_JAX_DATA_DIR", ""), os.path.join(ROOT, "..", "shared", "data", "mnist"))
 SHARED_BENCH_DIRS = (os.path.join(ROOT, "..", "shared", "bench"),)
 RESULTS_DIR = os.environ.get("VAE_JAX_BENCH_RESULTS") or os.path.join(ROOT, "bench", "results")
+# A Python with torch in a side environment: $VAE_JAX_TORCH_PYTHON, else ../torchenv beside the checkout.
+TORCH_PYTHONS = (os.environ.get("VAE_JAX_TORCH_PYTHON", ""), os.path.join(ROOT, "..", "torchenv", "bin", "python"))
 if ROOT not in sys.path:  # ``configs`` is a folder of the checkout, not part of the installed package
     sys.path.insert(0, ROOT)
 _RATE = re.compile(r"([\d,]+(?:\.\d+)?) examples/s")
@@ -28,7 +40,7 @@ def data_dir(arg: str | None = None) -> str:
     for d in ((arg,) if arg else DEFAULT_DATA_DIRS):
         if d and os.path.exists(os.path.join(d, "train-images-idx3-ubyte.gz")):
             return os.path.abspath(d)
-    raise SystemExit(f"no MNIST IDX directory found (tried {arg or DEFAULT_DATA_DIRS}); pass one")
+    raise SystemExit(f"no MNIST IDX directory found (tried {arg or DEFAULT_DATA_DIRS}); pass --data_dir")
 
 
 def shared_bench(name: str) -> str | None:
@@ -39,12 +51,19 @@ def shared_bench(name: str) -> str | None:
     return None
 
 
+def torch_python(arg: str | None = None) -> str | None:
+    for p in ((arg,) if arg else TORCH_PYTHONS):
+        if p and os.path.exists(p):
+            return p
+    return None
+
+
 def median(xs):
     return statistics.median(xs) if xs else float("nan")
 
 
 def run_rate(cmd: list[str], timeout: float = 900, env: dict | None = None) -> float:
-    """Runs a benchmark script that prints '<N> examples/s'; returns N (last such line)."""
+    """Runs a script that prints '<N> examples/s' (the reference loops); returns N (last such line)."""
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT,
                          env=dict(os.environ, **env) if env else None)
     found = _RATE.findall(out.stdout)
@@ -54,47 +73,51 @@ def run_rate(cmd: list[str], timeout: float = 900, env: dict | None = None) -> f
 
 
 def run_json(cmd: list[str], timeout: float = 900) -> dict:
-    """Runs a script whose last stdout line is a JSON object; returns it."""
+    """Runs a script whose last JSON stdout line is its result; returns it."""
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
-    lines = [l for l in out.stdout.splitlines() if l.startswith("{")]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode != 0 or not lines:
         raise RuntimeError(f"{' '.join(cmd)} failed (rc {out.returncode}):\n{out.stdout[-2000:]}\n{out.stderr[-3000:]}")
     return json.loads(lines[-1])
 
 
-def run_with_peak_rss(cmd: list[str], on_line=None, env=None) -> tuple[int, float, float]:
-    """Runs ``cmd``; calls ``on_line(seconds_since_start, line)`` for each stdout line.
-    Returns (returncode, wall seconds, peak RSS of the child in MiB, from wait4's rusage)."""
+def run_timed(cmd: list[str], on_line=None, env=None, tails: bool = False) -> tuple[int, float, float]:
+    """Runs ``cmd`` from the repository root; calls ``on_line(seconds_since_start, text)`` for every
+    line it writes (stdout and stderr merged) as soon as it arrives. tqdm writes each update as
+    '\\r' + text, terminated only by the next update: with ``tails`` the unterminated tail is passed
+    on as soon as it arrives too (and again once terminated, so ``on_line`` should keep the first).
+    Returns (returncode, wall seconds, peak RSS of the child in MiB from wait4)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
-                            env=env, bufsize=1)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
 
     def pump():
-        for line in proc.stdout:
-            if on_line is not None:
-                on_line(time.perf_counter() - t0, line.rstrip("\n"))
+        buf = b""
+        while chunk := proc.stdout.read1(65536):
+            buf += chunk
+            *done, buf = re.split(rb"[\r\n]", buf)
+            for part in done + ([buf] if tails else []):
+                if part.strip() and on_line is not None:
+                    on_line(time.perf_counter() - t0, part.decode(errors="replace"))
 
     reader = threading.Thread(target=pump, daemon=True)
     reader.start()
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     reader.join(timeout=10)
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, wall, usage.ru_maxrss / 1024.0  # ru_maxrss is KiB on Linux
+    return os.waitstatus_to_exitcode(status), wall, usage.ru_maxrss / 1024.0  # ru_maxrss is KiB on Linux
 
 
 def python() -> str:
     return sys.executable
 
 
-def load_avg() -> tuple[float, float, float]:
-    return os.getloadavg()
+def load_avg() -> float:
+    return os.getloadavg()[0]
 
 
 def machine_description() -> dict:
-    import platform
-
-    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()}
+    info = {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count(),
+            "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime())}
     try:
         for line in open("/proc/cpuinfo"):
             if line.startswith("model name"):
@@ -102,13 +125,12 @@ def machine_description() -> dict:
                 break
     except OSError:
         pass
-    try:
-        import jax
-
-        info["jax"] = jax.__version__
-        info["devices"] = [str(d) for d in jax.devices()]
-    except Exception:  # noqa: BLE001 - description only
-        pass
+    from importlib import metadata
+    for pkg in ("jax", "jaxlib", "flax", "optax", "orbax-checkpoint"):
+        try:
+            info[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
     return info
 
 
@@ -120,38 +142,61 @@ def save_result(name: str, result: dict) -> str:
     return path
 
 
-def default_vae(data_dir_arg, subset: int, batch_size: int):
-    """The 784-500-20 VAE of configs/vae_mnist.py on the first ``subset`` MNIST training images:
-    (config, dataset, model, keys, images on device)."""
-    import jax
-
+def default_vae(data_dir_arg, train_subset: int = 0, batch_size: int = 128, test_subset: int = 0):
+    """The 784-500-20 VAE of configs/vae_mnist.py on the first ``train_subset`` MNIST training
+    images (0: all): (config, dataset, model, keys)."""
     from configs import vae_mnist
-    from vae_jax import data as data_lib, models, train
+    from vae_jax import data as data_lib, models
+    import vae_jax.training.trainer as trainer
 
     config = vae_mnist.get_config()
-    config.data.dir, config.data.train_subset = data_dir(data_dir_arg), subset
+    config.data.dir, config.data.train_subset = data_dir(data_dir_arg), train_subset
+    config.data.test_subset = test_subset
     config.train.batch_size = batch_size
     ds = data_lib.load(config.data)
     model = models.build_model(config.model, ds.image_shape)
-    return config, ds, model, train.split_keys(0), jax.device_put(ds.train_images)
+    return config, ds, model, trainer.split_keys(config.seed)
 
 
-def time_epochs_round_robin(epochs: dict, states: dict, images, keys, rounds: int):
-    """Runs ``epochs[name](states[name], images, epoch_key, noise_key)`` for every name, ``rounds``
-    times, the order shuffled every round so that no variant always follows the same neighbour;
-    ``states`` is updated in place. Returns per-epoch wall and process CPU seconds (all threads)
-    for each name: on a shared machine the CPU time of the work is the steadier of the two."""
+# ---------------------------------------------------------------------------- FLOPs and the peak
+def forward_matmul_flops(params) -> int:
+    """2·in·out summed over every 2-D ``kernel`` in the parameter tree (per example)."""
     import jax
     import numpy as np
 
-    wall, cpu = {n: [] for n in epochs}, {n: [] for n in epochs}
-    order_rng = np.random.default_rng(0)
-    for r in range(rounds):
-        for n in order_rng.permutation(list(epochs)):
-            t, c = time.perf_counter(), time.process_time()
-            states[n], m = epochs[n](states[n], images, jax.random.fold_in(keys["data"], r + 1), keys["noise"])
-            jax.block_until_ready(m)
-            wall[n].append(time.perf_counter() - t)
-            cpu[n].append(time.process_time() - c)
-    return wall, cpu
+    total = 0
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        if jax.tree_util.keystr(path).endswith("['kernel']") and np.ndim(leaf) == 2:
+            total += 2 * int(leaf.shape[0]) * int(leaf.shape[1])
+    return total
 
+
+def train_flops_per_example(params) -> int:
+    return 3 * forward_matmul_flops(params)
+
+
+def matmul_peak(n: int = 4096, repeats: int = 5) -> dict:
+    """FLOP/s of a jitted n x n float32 matmul: median and best of ``repeats`` timed calls."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    f = jax.jit(jnp.matmul)
+    f(a, b).block_until_ready()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f(a, b).block_until_ready()
+        times.append(time.perf_counter() - t)
+    flops = 2.0 * n**3
+    return {"n": n, "median_flops": flops / float(np.median(times)), "best_flops": flops / min(times),
+            "times_s": times}
+
+
+if __name__ == "__main__":
+    r = matmul_peak(int(sys.argv[1]) if len(sys.argv) > 1 else 4096)
+    print(f"matmul peak ({r['n']}^2 f32): median {r['median_flops'] / 1e9:.1f} GFLOP/s, "
+          f"best {r['best_flops'] / 1e9:.1f}", file=sys.stderr)
+    print(json.dumps(r))

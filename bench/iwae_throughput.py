@@ -1,4 +1,4 @@
-"""IWAE evaluation (``vae_jax.iwae.iwae_dataset``) speed against the machine's matmul peak, and
+"""IWAE evaluation (``vae_jax.evaluation.iwae.iwae_dataset``) speed against the machine's matmul peak, and
 its peak memory for small and large k.
 
     python bench/iwae_throughput.py [--data_dir DIR] [--k 5000] [--examples 200]
@@ -24,16 +24,10 @@ import common  # noqa: E402
 
 
 def _setup(data_dir, examples):
-    import jax
+    from vae_jax import models
+    import vae_jax.evaluation.iwae as iwae
 
-    from configs import vae_mnist
-    from vae_jax import data as data_lib, iwae, models, train
-
-    config = vae_mnist.get_config()
-    config.data.dir, config.data.test_subset = data_dir, examples
-    ds = data_lib.load(config.data)
-    model = models.build_model(config.model, ds.image_shape)
-    keys = train.split_keys(0)
+    config, ds, model, keys = common.default_vae(data_dir, test_subset=examples)
     params = models.init_params(model, keys["init"], ds.image_shape)
     x = iwae.evaluation_inputs(ds.test_images, keys["eval"], "dynamic", 100)
     return model, params, x, keys["eval"]
@@ -41,7 +35,7 @@ def _setup(data_dir, examples):
 
 def child(data_dir, k, examples):
     """One evaluation in this process; prints a JSON line (for the memory comparison)."""
-    from vae_jax import iwae
+    import vae_jax.evaluation.iwae as iwae
 
     model, params, x, key = _setup(data_dir, examples)
     t = time.perf_counter()
@@ -50,17 +44,16 @@ def child(data_dir, k, examples):
 
 
 def throughput(data_dir, k, examples, batch_size=100):
-    import flops
-    from vae_jax import iwae
+    import vae_jax.evaluation.iwae as iwae
 
     model, params, x, key = _setup(data_dir, examples + batch_size)
-    decoder_flops = flops.forward_matmul_flops(params["decoder"])
+    decoder_flops = common.forward_matmul_flops(params["decoder"])
     iwae.iwae_dataset(model, params, x[:batch_size], key, num_samples=k, progress=False)  # compile
-    peak1 = flops.matmul_peak()["median_flops"]
+    peak1 = common.matmul_peak()["median_flops"]
     t = time.perf_counter()
     r = iwae.iwae_dataset(model, params, x[batch_size:], key, num_samples=k, progress=False)
     seconds = time.perf_counter() - t
-    peak2 = flops.matmul_peak()["median_flops"]
+    peak2 = common.matmul_peak()["median_flops"]
     achieved = examples * k * decoder_flops / seconds
     peak = common.median([peak1, peak2])
     return {"k": k, "examples": examples, "seconds": seconds, "chunk": r["iwae_chunk"],
@@ -73,7 +66,8 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data_dir", default=None)
     p.add_argument("--k", type=int, default=5000)
-    p.add_argument("--examples", type=int, default=200)
+    p.add_argument("--examples", type=int, default=200,
+                   help="test images timed; a multiple of 100 (the batch), so the warm-up compiled their shape")
     p.add_argument("--child_k", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--skip_memory", action="store_true")
     args = p.parse_args(argv)
@@ -81,7 +75,7 @@ def main(argv=None):
     if args.child_k:
         return child(data_dir, args.child_k, args.examples)
 
-    result = {"machine": common.machine_description(), "load_avg": common.load_avg()[0]}
+    result = {"machine": common.machine_description(), "load_avg": common.load_avg()}
     result["throughput"] = t = throughput(data_dir, args.k, args.examples)
     print(f"IWAE k={args.k} on {args.examples} examples: {t['seconds']:.1f} s, "
           f"{t['achieved_flops'] / 1e9:.1f} GFLOP/s = {100 * t['fraction_of_peak']:.0f}% of the matmul peak "
@@ -91,7 +85,7 @@ def main(argv=None):
         for k in (100, 5000):
             cmd = [common.python(), os.path.abspath(__file__), "--data_dir", data_dir, "--child_k", str(k),
                    "--examples", "100"]
-            rc, wall, rss = common.run_with_peak_rss(cmd)
+            rc, wall, rss = common.run_timed(cmd)
             if rc != 0:
                 raise RuntimeError(f"{' '.join(cmd)} failed (rc {rc})")
             mem[k] = rss

@@ -2,11 +2,12 @@
 
     python bench/profile_step.py [--data_dir DIR] [--subset 12800] [--top 30]
 
-Runs the trainer's jitted scan epoch once to compile, then once under ``jax.profiler.trace`` with
-XLA:CPU's per-thunk trace events on (``--xla_cpu_enable_xprof_traceme``, set here before JAX
-starts), and prints the time summed per HLO op with the JAX source op it came from. Tracing adds
-a fixed cost to every thunk, so small ops look more expensive here than they are: use it to find
-candidates, then confirm with an A/B timing (bench/ablate_step.py).
+Runs the trainer's jitted scan epoch (``trainer.make_epoch``) once to compile, then once under
+``jax.profiler.trace`` with XLA:CPU's per-thunk trace events on (``--xla_cpu_enable_xprof_traceme``,
+set here before JAX starts), and prints the time summed per HLO op with the JAX source op it came
+from. Tracing adds a fixed cost to every thunk, so small ops look more expensive here than they
+are: use it to find candidates, then confirm a change with an interleaved A/B timing of the epoch
+with and without it, and with ``bench/train_throughput.py``.
 """
 from __future__ import annotations
 
@@ -34,14 +35,16 @@ def main(argv=None):
     import jax
     from jax.profiler import ProfileData
 
-    from vae_jax import train
+    import vae_jax.training.trainer as trainer
 
-    config, ds, model, keys, images = common.default_vae(args.data_dir, args.subset, args.batch_size)
-    state = train.create_state(config, model, keys["init"], ds.image_shape)
-    epoch, steps = train.make_train_epoch(model, config, len(images))
-    state, m = epoch(state, images, keys["data"], keys["noise"])
+    config, ds, model, keys = common.default_vae(args.data_dir, args.subset, args.batch_size)
+    images, hparams = jax.device_put(ds.train_images), trainer.hparams_of(config)
+    epoch, steps = trainer.make_epoch(model, config, len(images))
+    state = trainer.init_model_state(config, model, keys["init"], ds.image_shape, ds.train_images, steps)
+    compiled = epoch.lower(state, images, keys["data"], keys["noise"], hparams).compile()
+    hlo = compiled.as_text()  # op names of the very executable traced below
+    state, m = compiled(state, images, keys["data"], keys["noise"], hparams)  # warm-up
     jax.block_until_ready(m)
-    hlo = epoch.lower(state, images, keys["data"], keys["noise"]).compile().as_text()
     source = {}
     for line in hlo.splitlines():
         hit = re.match(r"\s*(?:ROOT )?%(\S+) = .*?op_name=\"([^\"]*)\"", line)
@@ -50,7 +53,7 @@ def main(argv=None):
 
     with tempfile.TemporaryDirectory() as d:
         with jax.profiler.trace(d):
-            state, m = epoch(state, images, jax.random.fold_in(keys["data"], 1), keys["noise"])
+            state, m = compiled(state, images, jax.random.fold_in(keys["data"], 1), keys["noise"], hparams)
             jax.block_until_ready(m)
         profile = ProfileData.from_file(glob.glob(os.path.join(d, "**", "*.xplane.pb"), recursive=True)[0])
 

@@ -1,13 +1,14 @@
-"""Sweep of 8 same-shape points: one vmapped program (``vae_jax.sweep_vmap.make_group_epoch``) vs
-8 sequential runs of the trainer's epoch (``vae_jax.train.make_train_epoch``), steady state.
+"""Sweep of 8 same-shape points: one vmapped program (``trainer.make_epoch(..., vmapped=True)``, what
+``python -m vae_jax.sweeps --vmap=on`` trains) vs 8 sequential runs of the single-run epoch
+(``trainer.make_epoch``), steady state.
 
     python bench/sweep_speedup.py [--data_dir DIR] [--members 8] [--subset 12800] [--rounds 3]
 
 The 8 points are the 784-500-20 VAE with seeds 0..7 and KL weights 0.5/1.0 alternating (shapes
-equal, scalars differ). Each round times one vmapped epoch and 8 single-member epochs back to back;
-speed-up = time of the 8 sequential epochs / time of the vmapped epoch (median over rounds).
-Compile times are reported separately (the vmapped program compiles once; sequential runs of
-one shape compile once per process).
+equal, scalars differ: β is a step argument, so one compiled single-run epoch serves all 8).
+Each round times one vmapped epoch and 8 single-member epochs back to back; speed-up = time of
+the 8 sequential epochs / time of the vmapped epoch (median over rounds). First calls (compile +
+one epoch) are reported separately.
 """
 from __future__ import annotations
 
@@ -32,55 +33,59 @@ def main(argv=None):
     import jax
     import jax.numpy as jnp
 
-    from configs import vae_mnist
-    from vae_jax import data as data_lib, models, sweep_vmap, train
+    import vae_jax.training.loop as loop
+    import vae_jax.training.trainer as trainer
 
-    base = vae_mnist.get_config()
-    base.data.dir, base.data.train_subset = common.data_dir(args.data_dir), args.subset
-    base.train.batch_size = args.batch_size
-    ds = data_lib.load(base.data)
+    base, ds, model, _ = common.default_vae(args.data_dir, args.subset, args.batch_size)
+    n = len(ds.train_images)
     configs = []
     for i in range(args.members):
         c = base.copy_and_resolve_references()
         c.seed, c.objective.kl_weight = i, (0.5, 1.0)[i % 2]
         configs.append(c)
-    model = models.build_model(base.model, ds.image_shape)
     images = jax.device_put(ds.train_images)
-    n = len(ds.train_images)
-    steps = n // args.batch_size
+    group_epoch, steps = trainer.make_epoch(model, base, n, vmapped=True)
+    single_epoch, _ = trainer.make_epoch(model, base, n)
+    # Each member exactly as a single run of its config starts (vae_jax.sweeps.vmap_group does the same).
+    keys = [trainer.split_keys(c.seed) for c in configs]
+    hparams = [trainer.hparams_of(c) for c in configs]
 
-    group_epoch, _ = sweep_vmap.make_group_epoch(model, base, n)
-    keys, states = sweep_vmap._init_members(configs, model, ds, steps)
-    stacked = sweep_vmap._stack(states)
+    def initial_states():
+        states = [trainer.init_model_state(c, model, k["init"], ds.image_shape, ds.train_images, steps)
+                  for c, k in zip(configs, keys)]
+        # One optax object for all: TrainState keeps ``tx`` as static metadata, and loop.stack
+        # refuses states whose metadata differ (separate make_optimizer calls).
+        return [st.replace(tx=states[0].tx) for st in states]
+
+    stacked, stacked_hparams = loop.stack(initial_states()), loop.stack(hparams)
     data_keys = jnp.stack([k["data"] for k in keys])
     noise_keys = jnp.stack([k["noise"] for k in keys])
-    scalars = sweep_vmap._scalars(configs)
     t = time.perf_counter()
-    stacked, m = group_epoch(stacked, images, data_keys, noise_keys, scalars)
+    stacked, m = group_epoch(stacked, images, data_keys, noise_keys, stacked_hparams)
     jax.block_until_ready(m)
     group_first = time.perf_counter() - t
 
-    single_epochs = [train.make_train_epoch(model, c, n)[0] for c in configs]
-    single_states = [train.create_state(c, model, k["init"], ds.image_shape, steps) for c, k in zip(configs, keys)]
+    single_states = initial_states()
     t = time.perf_counter()
-    for i, c in enumerate(configs):  # one compile per distinct config (KL weight is a Python constant)
-        single_states[i], m = single_epochs[i](single_states[i], images, keys[i]["data"], keys[i]["noise"])
+    for i in range(len(configs)):  # compiles once: β is an argument
+        single_states[i], m = single_epoch(single_states[i], images, keys[i]["data"], keys[i]["noise"], hparams[i])
         jax.block_until_ready(m)
     seq_first = time.perf_counter() - t
 
     group_t, seq_t = [], []
     for r in range(args.rounds):
         t = time.perf_counter()
-        stacked, m = group_epoch(stacked, images, data_keys, noise_keys, scalars)
+        stacked, m = group_epoch(stacked, images, data_keys, noise_keys, stacked_hparams)
         jax.block_until_ready(m)
         group_t.append(time.perf_counter() - t)
         t = time.perf_counter()
         for i in range(len(configs)):
-            single_states[i], m = single_epochs[i](single_states[i], images, keys[i]["data"], keys[i]["noise"])
+            single_states[i], m = single_epoch(single_states[i], images, keys[i]["data"], keys[i]["noise"],
+                                               hparams[i])
             jax.block_until_ready(m)
         seq_t.append(time.perf_counter() - t)
     speedups = [s / g for s, g in zip(seq_t, group_t)]
-    result = {"machine": common.machine_description(), "load_avg": common.load_avg()[0], "members": args.members,
+    result = {"machine": common.machine_description(), "load_avg": common.load_avg(), "members": args.members,
               "examples_per_epoch": steps * args.batch_size, "group_epoch_s": group_t, "sequential_8_epochs_s": seq_t,
               "speedup": common.median(speedups), "speedups": speedups,
               "group_first_call_s": group_first, "sequential_first_calls_s": seq_first,

@@ -5,8 +5,9 @@ run's peak memory (RSS).
     python bench/time_to_nats.py --config configs/vae_mnist.py --epochs 2 --target 0   # peak RSS of the default VAE
 
 Runs ``python -m vae_jax.main`` in a child process (imports, data loading, compilation, evaluation
-and checkpoints all count), time-stamps each line it prints and reports when the first
-'test <neg_elbo>' at or below the target appeared. Peak RSS comes from the child's rusage (wait4).
+and checkpoints all count; the report is switched off), time-stamps each line it prints and reports
+when the first 'test <neg_elbo>' at or below the target appeared. Peak RSS comes from the child's
+rusage (wait4).
 """
 from __future__ import annotations
 
@@ -28,23 +29,24 @@ def run(config, data_dir, target, epochs=None, extra=()):
     cmd = [common.python(), "-m", "vae_jax.main", f"--config={config}", f"--workdir={workdir}",
            f"--config.data.dir={data_dir}", "--config.train.progress=False", "--config.report.enabled=False",
            *([f"--config.train.epochs={epochs}"] if epochs else []), *extra]
-    evals, log = [], []
+    evals, log = {}, []
 
     def on_line(t, line):
         log.append(line)
         m = _TEST.search(line)
-        if m:
-            evals.append({"epoch": int(m.group(1)), "seconds": t, "test_neg_elbo": float(m.group(3))})
+        if m and int(m.group(1)) not in evals:
+            evals[int(m.group(1))] = {"epoch": int(m.group(1)), "seconds": t, "test_neg_elbo": float(m.group(3))}
             print(f"  {t:7.1f} s  epoch {m.group(1)}/{m.group(2)}  test neg_elbo {m.group(3)}", flush=True)
 
-    load0 = common.load_avg()[0]
-    rc, wall, rss_mib = common.run_with_peak_rss(cmd, on_line)
+    load0 = common.load_avg()
+    rc, wall, rss_mib = common.run_timed(cmd, on_line, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    evals = list(evals.values())
     shutil.rmtree(workdir, ignore_errors=True)
     if rc != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed (rc {rc}):\n" + "\n".join(log[-30:]))
     hit = next((e for e in evals if e["test_neg_elbo"] <= target), None)
     return {"command": " ".join(cmd[1:]), "target": target, "reached": hit, "evals": evals,
-            "wall_s": wall, "peak_rss_mib": rss_mib, "load_avg_start": load0, "load_avg_end": common.load_avg()[0]}
+            "wall_s": wall, "peak_rss_mib": rss_mib, "load_avg_start": load0, "load_avg_end": common.load_avg()}
 
 
 def main(argv=None):

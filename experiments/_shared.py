@@ -1,6 +1,9 @@
-"""Helpers shared by ``experiments/*/run.py``: command-line flags, one training point (trained, or
-resumed/re-used from its workdir), restoring a trained model, Markdown tables and the README block
-that each ``run.py`` regenerates.
+"""Helpers shared by ``experiments/*/run.py``: the common flags (``--data_dir``, ``--workdir``,
+``--out``), running the CLI, one training point (trained, or resumed/re-used from its workdir),
+restoring a trained model, Markdown tables and the README block that each ``run.py`` regenerates.
+
+Every experiment runs one way: ``python experiments/<name>/run.py --data_dir DIR [--workdir W]
+[--out O] [...]`` from the repository root (``--help`` lists the rest).
 
 Each experiment's README holds its results between ``<!-- results:begin -->`` and
 ``<!-- results:end -->``; ``update_readme`` rewrites exactly that block, so the numbers in the README
@@ -12,30 +15,68 @@ import argparse
 import importlib.util
 import json
 import os
+import subprocess
+import sys
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if REPO not in sys.path:  # the checkout's vae_jax and configs/, whether or not it is installed
+    sys.path.insert(0, REPO)
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
 
 
-def parser(name: str, description: str, epochs: int) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
-    default_dir = os.environ.get("VAE_JAX_DATA_DIR") or os.path.join(os.path.dirname(REPO), "shared", "data", "mnist")
-    p.add_argument("--data-dir", default=default_dir, help="MNIST IDX directory (default $VAE_JAX_DATA_DIR)")
-    p.add_argument("--runs", default=None,
-                   help="where the training runs (checkpoints) go")
-    p.add_argument("--epochs", type=int, default=epochs, help=f"training epochs per point (default {epochs})")
-    p.add_argument("--tiny", action="store_true",
-                   help="smoke test: bundled 5k-digit subset, tiny nets, 1 epoch; results are not written "
-                        "into the README")
+def default_data_dir() -> str:
+    return os.environ.get("VAE_JAX_DATA_DIR") or os.path.join(os.path.dirname(REPO), "shared", "data", "mnist")
+
+
+def parser(name: str, description: str, epochs: int | None = None) -> argparse.ArgumentParser:
+    """The flags every experiment has: --data_dir, --workdir (its training runs), --out (its results);
+    with ``epochs`` also --epochs and --tiny."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data_dir", default=default_data_dir(),
+                   help="MNIST IDX directory (default $VAE_JAX_DATA_DIR, else ../shared/data/mnist)")
+    p.add_argument("--workdir", default=None,
+                   help=f"where the training runs (checkpoints) go (default runs/experiments/{name})")
+    p.add_argument("--out", default=None, help=f"where results and figures go (default experiments/{name}/)")
+    if epochs is not None:
+        p.add_argument("--epochs", type=int, default=epochs, help=f"training epochs per point (default {epochs})")
+        p.add_argument("--tiny", action="store_true",
+                       help="smoke test: bundled 5k-digit subset, tiny nets, 1 epoch; results go under "
+                            "--workdir, not into this folder or its README")
     p.name = name
     return p
 
 
-def parse(p: argparse.ArgumentParser):
-    args = p.parse_args()
-    if args.runs is None:
-        args.runs = os.path.join(REPO, "runs", "experiments", p.name + ("_tiny" if args.tiny else ""))
+def parse(p: argparse.ArgumentParser, argv=None, overrides: bool = False, default_workdir=None,
+          default_out=None):
+    """The parsed flags, with --workdir and --out defaulted (``default_workdir(args)`` and
+    ``default_out(args)``, when given, name the defaults). ``overrides``: further
+    ``--config.<field>=<value>`` flags are collected in ``args.overrides`` for the CLI."""
+    if overrides:
+        args, rest = p.parse_known_args(argv)
+        bad = [a for a in rest if not a.startswith("--config.")]
+        if bad:
+            p.error(f"unrecognized arguments: {' '.join(bad)} (only --config.<field>=<value> is passed on)")
+        args.overrides = rest
+    else:
+        args = p.parse_args(argv)
+    tiny = getattr(args, "tiny", False)
+    if args.workdir is None:
+        args.workdir = (default_workdir(args) if default_workdir else
+                        os.path.join(REPO, "runs", "experiments", p.name + ("_tiny" if tiny else "")))
+    if args.out is None:
+        args.out = (default_out(args) if default_out else os.path.join(args.workdir, "tiny_outputs") if tiny
+                    else os.path.join(REPO, "experiments", p.name))
+    # Absolute: the CLI children run from the repository root, wherever this was started.
+    args.data_dir, args.workdir, args.out = (os.path.abspath(d) for d in (args.data_dir, args.workdir, args.out))
+    os.makedirs(args.out, exist_ok=True)
     return args
+
+
+def cli(*args: str) -> None:
+    """Runs ``python -m <args>`` (the project's command line) from the repository root; fails loudly."""
+    cmd = [sys.executable, "-m", *args]
+    print(" ".join(cmd[1:]), flush=True)
+    subprocess.run(cmd, check=True, cwd=REPO)
 
 
 def load_config(config_file: str, overrides: dict, args):
@@ -67,12 +108,12 @@ def train_point(config, workdir: str) -> dict:
     """Trains ``config`` in ``workdir`` and returns eval.json's metrics plus ``train_seconds`` (the
     summed epoch times of metrics.jsonl). A run that already finished all ``train.epochs`` is not
     touched: its eval.json is read back (so defaults added to the config since do not block it)."""
-    from vae_jax.training import trainer as train
+    import vae_jax.training.runs as runs
 
     eval_path = os.path.join(workdir, "eval.json")
     finished = os.path.exists(eval_path) and json.load(open(eval_path)).get("epoch") == config.train.epochs
     if not finished:
-        train.train_and_evaluate(config, workdir)
+        runs.train_and_evaluate(config, workdir)
     else:
         print(f"re-using the finished run in {workdir}", flush=True)
     rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl")) if line.strip()]
@@ -81,9 +122,9 @@ def train_point(config, workdir: str) -> dict:
 
 def load_trained(workdir: str, ds=None):
     """(model, params, dataset) of a trained run, from its config.json and latest checkpoint."""
-    from vae_jax.tasks.common import load_run
+    import vae_jax.training.runs as runs
 
-    run = load_run(workdir, ds=ds)
+    run = runs.load_run(workdir, ds=ds)
     return run.model, run.params, run.ds
 
 
@@ -111,13 +152,13 @@ def markdown_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str
 
 
 def write_results(exp_dir: str, args, rows: list[dict], table: str, protocol: dict) -> None:
-    """results.json (all numbers + protocol) and results.md; the README block unless ``--tiny``."""
-    out_dir = output_dir(exp_dir, args)
-    with open(os.path.join(out_dir, "results.json"), "w") as f:
+    """results.json (all numbers + protocol) and results.md in --out; when --out is the experiment's
+    own folder (and not --tiny), also the README's results block."""
+    with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump({"protocol": protocol, "rows": rows}, f, indent=1, default=float)
-    with open(os.path.join(out_dir, "results.md"), "w") as f:
+    with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(table + "\n")
-    if not args.tiny:
+    if not getattr(args, "tiny", False) and os.path.realpath(args.out) == os.path.realpath(exp_dir):
         update_readme(os.path.join(exp_dir, "README.md"), table)
     print(table)
 
@@ -130,10 +171,3 @@ def update_readme(readme: str, block: str) -> None:
     _, tail = rest.split(END, 1)
     with open(readme, "w") as f:
         f.write(head + BEGIN + "\n" + block.strip() + "\n" + END + tail)
-
-
-def output_dir(exp_dir: str, args) -> str:
-    """Where results and figures go: the experiment folder, or under --runs for --tiny smoke runs."""
-    d = exp_dir if not args.tiny else os.path.join(args.runs, "tiny_outputs")
-    os.makedirs(d, exist_ok=True)
-    return d

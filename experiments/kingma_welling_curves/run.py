@@ -1,40 +1,45 @@
 """Kingma & Welling (2014) Fig. 2 style: variational lower bound (train and test, nats per image)
 vs number of training samples seen, one curve per latent size, from a configs/kingma_welling.py
-sweep. With --config the sweep is run first (finished points are skipped).
+sweep. The sweep runs first (``python -m vae_jax.sweeps``; finished points are skipped), then the
+curves and table are written to --out (default: this folder's cpu/ for ':cpu', gpu_h100/ for the
+full 100-epoch config).
 
-    python experiments/kingma_welling_curves/run.py --config=configs/kingma_welling.py:cpu \
-        --workdir=runs/kingma_welling_cpu --config.data.dir=/path/to/mnist --out=experiments/kingma_welling_curves/cpu
+    python experiments/kingma_welling_curves/run.py --data_dir ../shared/data/mnist [--config configs/kingma_welling.py:cpu]
+        [--workdir W] [--out O] [--skip_sweep] [--config.<field>=<value> ...]
 """
 from __future__ import annotations
 
 import json
 import os
+import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+import numpy as np
 
-config_flags.DEFINE_config_file("config", None, "configs/kingma_welling.py[:variant] (optional)",
-                                lock_config=True)
-flags.DEFINE_string("workdir", None, "the sweep directory")
-flags.DEFINE_string("out", None, "folder for results.json, results.md and the plot")
-FLAGS = flags.FLAGS
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _shared  # noqa: E402
+from vae_jax.report import html as report  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def main(argv):
-    import numpy as np
-
-    from vae_jax.report import html as report
-    from vae_jax.sweeps import runner as sweep
-
-    if FLAGS.config is not None:
-        sweep.run(config_flags.get_config_filename(FLAGS["config"]), FLAGS.config, FLAGS.workdir)
-    spec = json.load(open(os.path.join(FLAGS.workdir, "sweep.json")))
-    os.makedirs(FLAGS.out, exist_ok=True)
+def main():
+    p = _shared.parser("kingma_welling_curves", __doc__)
+    p.add_argument("--config", default="configs/kingma_welling.py:cpu",
+                   help="sweep config[:variant]: ':cpu' 10 epochs per point, none 100 (see the file)")
+    p.add_argument("--skip_sweep", action="store_true", help="only plot an existing sweep in --workdir")
+    variant = lambda a: a.config.partition(":")[2] or "full"  # noqa: E731
+    args = _shared.parse(p, overrides=True, default_workdir=lambda a: os.path.join(
+        _shared.REPO, "runs", "experiments", "kingma_welling_curves", variant(a)),
+        default_out=lambda a: os.path.join(HERE, {"cpu": "cpu", "full": "gpu_h100"}.get(variant(a), variant(a))))
+    if not args.skip_sweep:  # finished points are skipped
+        _shared.cli("vae_jax.sweeps", f"--config={args.config}", f"--workdir={args.workdir}",
+                    f"--config.data.dir={args.data_dir}", *args.overrides)
+    spec = json.load(open(os.path.join(args.workdir, "sweep.json")))
     plt = report._plt()
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     table = {}
     for i, p in enumerate(spec["points"]):
-        d = os.path.join(FLAGS.workdir, "points", p["name"])
+        d = os.path.join(args.workdir, "points", p["name"])
         rows = report.read_metrics(d)
         if not rows:
             continue
@@ -58,8 +63,8 @@ def main(argv):
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
-    fig.savefig(os.path.join(FLAGS.out, "lower_bound_vs_samples.png"), dpi=90)
-    with open(os.path.join(FLAGS.out, "results.json"), "w") as f:
+    fig.savefig(os.path.join(args.out, "lower_bound_vs_samples.png"), dpi=90)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
         json.dump(table, f, indent=1)
     lines = ["| N_z | epochs | samples seen | train L | test L | test KL | active units |",
              "|---|---|---|---|---|---|---|"]
@@ -67,10 +72,9 @@ def main(argv):
         lines.append(f"| {nz} | {r['epochs']} | {r['samples_seen']:.2e} | {r['train_lower_bound']:.2f} | "
                      f"{r['test_lower_bound']:.2f} | {r['test_kl'] if r['test_kl'] is None else round(r['test_kl'], 2)} | "
                      f"{r['active_units']} |")
-    open(os.path.join(FLAGS.out, "results.md"), "w").write("\n".join(lines) + "\n")
+    open(os.path.join(args.out, "results.md"), "w").write("\n".join(lines) + "\n")
     print("\n".join(lines))
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["workdir", "out"])
-    app.run(main)
+    main()

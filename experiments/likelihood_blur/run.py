@@ -1,12 +1,12 @@
 """Does the likelihood make VAE images blurry? The same VAE under four likelihoods, measured.
 
-    python experiments/likelihood_blur/run.py --data-dir ../shared/data/mnist
+    python experiments/likelihood_blur/run.py --data_dir ../shared/data/mnist
 
 Trains one MLP VAE (784-256-20) per likelihood: Gaussian with fixed σ = 1 (≙ MSE), Gaussian with a
 learned σ, Bernoulli (dynamically binarized data) and continuous Bernoulli (grey-scale data).
 For test reconstructions and prior samples it measures sharpness relative to the test images
 (mean image-gradient magnitude, variance of the Laplacian) and the Fréchet distance of samples on
-the features of the MNIST classifier in vae_jax/classifier.py; writes side-by-side grids
+the features of the MNIST classifier in vae_jax/evaluation/classifier.py; writes side-by-side grids
 (reconstructions.png, samples.png), results.json / results.md and the README table.
 """
 from __future__ import annotations
@@ -20,6 +20,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import _shared  # noqa: E402
+from vae_jax import data as data_lib, models  # noqa: E402
+import vae_jax.evaluation.classifier as clf_lib  # noqa: E402
+import vae_jax.evaluation.fid as fid  # noqa: E402
+from vae_jax.report.html import _plt, image_grid  # noqa: E402
+import vae_jax.training.trainer as trainer  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HIDDEN, LATENT = (256,), 20
@@ -31,7 +36,7 @@ LIKELIHOODS = {  # name -> (label, data.binarization)
 }
 N_IMAGES = 5000  # reconstructions / samples measured (and FD set size)
 N_SHOW = 10
-# The FD feature extractor: vae_jax/classifier.py's CNN, made smaller and trained on fewer images
+# The FD feature extractor: vae_jax/evaluation/classifier.py's CNN, made smaller and trained on fewer images
 # than its default so that it trains in minutes on a shared 2-core CPU (cached after the first run).
 CLF_SPEC = dict(channels=16, features=64, epochs=2)
 CLF_TRAIN_IMAGES = 10000
@@ -58,19 +63,12 @@ def sharpness(images, reference):
 
 def main():
     args = _shared.parse(_shared.parser("likelihood_blur", __doc__, epochs=3))
-    from vae_jax.evaluation import classifier as clf_lib
-    from vae_jax import data as data_lib
-    from vae_jax.evaluation import fid
-    from vae_jax import models
-    from vae_jax.training import trainer as train
-    from vae_jax.report.html import image_grid, _plt
-
     rows, recon_show, sample_show, ds, clf = [], [], [], None, None
     for lik, (label, binarization) in LIKELIHOODS.items():
         cfg = _shared.load_config("vae_mnist.py", {
             "model.likelihood": lik, "data.binarization": binarization, "model.latent_dim": LATENT,
             "model.encoder_hidden": HIDDEN, "model.decoder_hidden": HIDDEN}, args)
-        workdir = os.path.join(args.runs, lik)
+        workdir = os.path.join(args.workdir, lik)
         print(f"== {label}: {workdir}", flush=True)
         m = _shared.train_point(cfg, workdir)
         if ds is None:  # grey-scale test images: the reference every model is compared with
@@ -79,7 +77,7 @@ def main():
             clf = clf_lib.get_classifier(_first_train_images(ds, CLF_TRAIN_IMAGES), clf_lib.ClassifierSpec(**CLF_SPEC))
             floor = fid.real_data_floor(clf, ds.train_images, ds.test_images, min(N_IMAGES, len(ds.test_images)))
         model, params, _ = _shared.load_trained(workdir)
-        key = train.split_keys(cfg.seed)["eval"]
+        key = trainer.split_keys(cfg.seed)["eval"]
         # Inputs as the model was trained on them: binarized (one fixed draw) for Bernoulli.
         x_in = data_lib.to_float(jnp.asarray(ds.test_images[:N_IMAGES]), binarization, key)
         recon = np.asarray(jax.jit(lambda p, v: models.reconstruct(model, p, v))(params, x_in))
@@ -94,7 +92,7 @@ def main():
         recon_show.append(recon[:N_SHOW])
         sample_show.append(samples[:N_SHOW])
         print(rows[-1], flush=True)
-    out = _shared.output_dir(HERE, args)
+    out = args.out
     labels = ["test data"] + [lab for lab, _ in LIKELIHOODS.values()]
     _grid_figure(_plt(), image_grid, [x_ref[:N_SHOW]] + recon_show, labels, "reconstructions of test digits",
                  os.path.join(out, "reconstructions.png"))
@@ -109,13 +107,13 @@ def main():
     table += (f"\n\nRatios are the mean over images of the measure on model images divided by the same on the "
               f"grey-scale test images (1 = as sharp as the data). FD real-data floor (first {N_IMAGES} training "
               f"vs first {N_IMAGES} test images): {floor:.2f}; classifier test accuracy {clf.test_accuracy:.4f}.")
-    protocol = {"command": "python experiments/likelihood_blur/run.py --data-dir ../shared/data/mnist",
+    protocol = {"command": "python experiments/likelihood_blur/run.py --data_dir ../shared/data/mnist",
                 "data": "MNIST IDX, 60k train / 10k test" if not args.tiny else "bundled tiny",
                 "model": f"MLP VAE 784-{HIDDEN[0]}-{LATENT}-{HIDDEN[0]}-784, ReLU",
                 "train": f"{args.epochs} epochs, batch 128, Adam 1e-3, seed 0",
                 "measured_on": f"first {N_IMAGES} test images (reconstructions: posterior mean → mean of p(x|z)); "
                                f"{N_IMAGES} prior samples (mean of p(x|z)); images clipped to [0, 1]",
-                "fd": "Fréchet distance on the penultimate features of vae_jax.classifier's CNN (not Inception), "
+                "fd": "Fréchet distance on the penultimate features of vae_jax.evaluation.classifier's CNN (not Inception), "
                       f"spec {CLF_SPEC}, trained on the first {CLF_TRAIN_IMAGES} training images",
                 "fd_floor": floor, "classifier_test_accuracy": clf.test_accuracy,
                 "jax_devices": [str(d) for d in jax.devices()]}

@@ -1,16 +1,15 @@
 """Linear AE vs PCA on full MNIST: principal angles and reconstruction error for n in {2, 10, 50}.
 
-    python experiments/linear_ae_pca/run.py --data-dir ../shared/data/mnist [--kinds linear_ae,linear_ae_orth]
+    python experiments/linear_ae_pca/run.py --data_dir ../shared/data/mnist [--kinds linear_ae,linear_ae_orth]
+        [--workdir W] [--out O]
 
-Each model is trained with the project trainer (configs/linear_ae_mnist.py: MSE, minibatch Adam,
-a staged learning-rate decay) into runs/linear_ae_pca/<kind>_n<n>/ (resumable), then compared
+Each model is trained with the project trainer (configs/linear_ae_mnist.py, MSE; here by default
+full-batch heavy-ball SGD, see the flags) into <workdir>/<kind>_n<n>/ (resumable), then compared
 with the SVD PCA of the same 60,000 training images. Appends one JSON line per model to
-results.jsonl here (a rerun of the same kind and n replaces its row) and rewrites results.md.
+--out/results.jsonl (a rerun of the same kind and n replaces its row) and rewrites results.md.
 """
 from __future__ import annotations
 
-import argparse
-import importlib.util
 import json
 import os
 import sys
@@ -18,22 +17,17 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+import _shared  # noqa: E402
+from vae_jax import config as config_lib, data as data_lib  # noqa: E402
+import vae_jax.tasks.pca as pca_lib  # noqa: E402
+import vae_jax.training.runs as runs  # noqa: E402
 
-from vae_jax.training import checkpointing
-from vae_jax import models
-from vae_jax.training import trainer as train  # noqa: E402
-from vae_jax import data as data_lib  # noqa: E402
-from vae_jax.tasks import pca as pca_lib  # noqa: E402
+ROOT = _shared.REPO
 
 
 def make_config(args, kind: str, n: int):
-    spec = importlib.util.spec_from_file_location("linear_ae_cfg", os.path.join(ROOT, "configs", "linear_ae_mnist.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config("tiny" if args.tiny else None)
+    c = config_lib.load_config_file(os.path.join(ROOT, "configs", "linear_ae_mnist.py"), "tiny" if args.tiny else None)
     if not args.tiny:
         c.data.dir = args.data_dir
     c.model.kind = kind
@@ -41,7 +35,8 @@ def make_config(args, kind: str, n: int):
     c.model.offset_init = args.offset_init if kind == "linear_ae_orth" else "zeros"
     c.optim.name = args.optimizer
     c.optim.learning_rate = args.lr
-    c.optim.momentum = args.momentum
+    if args.optimizer == "sgd":  # validation refuses a momentum that the optimizer does not read
+        c.optim.momentum = args.momentum
     c.optim.stage_epochs = tuple(args.stage_epochs)
     c.optim.stage_decay = args.stage_decay
     c.train.epochs = int(sum(args.stage_epochs))
@@ -55,51 +50,36 @@ def make_config(args, kind: str, n: int):
     return c
 
 
-def trained_params(config, workdir):
-    ds = data_lib.load(config.data)
-    model = models.build_model(config.model, ds.image_shape)
-    state = train.create_state(config, model, train.split_keys(config.seed)["init"], ds.image_shape,
-                               len(ds.train_images) // config.train.batch_size)
-    ckpt = checkpointing.Checkpointer(os.path.join(workdir, "checkpoints"))
-    try:
-        return ds, model, ckpt.restore_params(state)
-    finally:
-        ckpt.close()
-
-
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--data-dir", default=os.environ.get("VAE_JAX_DATA_DIR", ""))
+    p = _shared.parser("linear_ae_pca", __doc__)
     p.add_argument("--kinds", default="linear_ae_orth,linear_ae")
     p.add_argument("--latents", default="2,10,50")
     p.add_argument("--optimizer", default="sgd", choices=["sgd", "adam"])
-    p.add_argument("--offset-init", default="data_mean", choices=["zeros", "data_mean"],
+    p.add_argument("--offset_init", default="data_mean", choices=["zeros", "data_mean"],
                    help="linear_ae_orth: where b starts (U always starts random orthonormal)")
     p.add_argument("--lr", type=float, default=0.7)
     p.add_argument("--momentum", type=float, default=0.93, help="sgd only (heavy ball)")
-    p.add_argument("--stage-epochs", type=int, nargs="+", default=[500],
+    p.add_argument("--stage_epochs", type=int, nargs="+", default=[500],
                    help="epochs per learning-rate stage (sum = epochs)")
-    p.add_argument("--stage-decay", type=float, default=1.0)
-    p.add_argument("--batch-size", type=int, default=0, help="0: the whole training set (full-batch steps)")
-    p.add_argument("--runs", default=os.path.join(ROOT, "runs", "linear_ae_pca"))
-    p.add_argument("--out", default=HERE)
+    p.add_argument("--stage_decay", type=float, default=1.0)
+    p.add_argument("--batch_size", type=int, default=0, help="0: the whole training set (full-batch steps)")
     p.add_argument("--tiny", action="store_true", help="bundled data, few epochs (a smoke test)")
     p.add_argument("--tag", default="", help="suffix of the result files (runs of different kinds in parallel)")
-    args = p.parse_args()
+    args = _shared.parse(p)
 
     rows_path = os.path.join(args.out, f"results{args.tag}.jsonl")
     pca, pca_seconds = None, None
     for kind in args.kinds.split(","):
         for n in [int(v) for v in args.latents.split(",")]:
             config = make_config(args, kind, n)
-            workdir = os.path.join(args.runs, f"{kind}_n{n}")
+            workdir = os.path.join(args.workdir, f"{kind}_n{n}")
             t0 = time.perf_counter()
-            train.train_and_evaluate(config, workdir)
+            runs.train_and_evaluate(config, workdir)
             train_seconds = time.perf_counter() - t0
-            ds, model, params = trained_params(config, workdir)
+            model, params, ds = _shared.load_trained(workdir)
             x = ds.train_images.astype(np.float32) / 255.0
             if pca is None:
-                pca, pca_seconds = cached_pca(x, os.path.join(args.runs, "pca.npz"))
+                pca, pca_seconds = cached_pca(x, os.path.join(args.workdir, "pca.npz"))
             row = dict(pca_lib.compare(model, params, x, pca), kind=kind, epochs=config.train.epochs,
                        train_seconds=train_seconds, optimizer=args.optimizer, lr=args.lr,
                        offset_init=config.model.offset_init,

@@ -1,6 +1,6 @@
 """Posterior collapse vs β, with and without KL warm-up / free bits, on MNIST.
 
-    python experiments/posterior_collapse/run.py --data-dir ../shared/data/mnist
+    python experiments/posterior_collapse/run.py --data_dir ../shared/data/mnist
 
 Trains a 784-256-32 MLP VAE (Bernoulli, dynamic binarization) for every β ∈ {0.5, 1, 2, 4} ×
 {plain ELBO, linear KL warm-up, free bits}; reports active units, rate, distortion, −ELBO and an
@@ -17,6 +17,9 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import _shared  # noqa: E402
+import vae_jax.evaluation.iwae as iwae  # noqa: E402
+from vae_jax.report.html import _plt  # noqa: E402
+import vae_jax.training.trainer as trainer  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BETAS = (0.5, 1.0, 2.0, 4.0)
@@ -39,8 +42,6 @@ def variants(steps_per_epoch: int):
 def main():
     p = _shared.parser("posterior_collapse", __doc__, epochs=3)
     args = _shared.parse(p)
-    from vae_jax.evaluation import iwae
-    from vae_jax.training import trainer as train
 
     n_train = 512 if args.tiny else 60000
     steps = n_train // (64 if args.tiny else 128)
@@ -50,11 +51,11 @@ def main():
             cfg = _shared.load_config("vae_mnist.py", dict(overrides, **{
                 "model.latent_dim": LATENT, "objective.kl_weight": beta,
                 "model.encoder_hidden": HIDDEN, "model.decoder_hidden": HIDDEN}), args)
-            workdir = os.path.join(args.runs, f"beta{beta}_{name.replace(' ', '_')}")
+            workdir = os.path.join(args.workdir, f"beta{beta}_{name.replace(' ', '_')}")
             print(f"== β={beta} {name}: {workdir}", flush=True)
             m = _shared.train_point(cfg, workdir)
             model, params, ds = _shared.load_trained(workdir)
-            key = train.split_keys(cfg.seed)["eval"]
+            key = trainer.split_keys(cfg.seed)["eval"]
             n_iw = 100 if args.tiny else IWAE_IMAGES
             x = iwae.evaluation_inputs(ds.test_images[:n_iw], key, cfg.data.binarization, 100)
             nll = iwae.iwae_dataset(model, params, x, key, num_samples=5 if args.tiny else IWAE_K,
@@ -70,9 +71,9 @@ def main():
                ("neg_elbo", "−ELBO (nats)", ".2f"),
                ("nll_iwae", f"NLL ≈ −L_{IWAE_K} (nats)" if not args.tiny else "NLL ≈ −L_5", ".2f")]
     table = _shared.markdown_table(rows, columns)
-    out = _shared.output_dir(HERE, args)
+    out = args.out
     plot_kl_per_dim(rows, os.path.join(out, "kl_per_dim.png"))
-    protocol = {"command": "python experiments/posterior_collapse/run.py --data-dir ../shared/data/mnist",
+    protocol = {"command": "python experiments/posterior_collapse/run.py --data_dir ../shared/data/mnist",
                 "data": "MNIST IDX, 60k train / 10k test, dynamic binarization" if not args.tiny else "bundled tiny",
                 "model": f"MLP VAE 784-{HIDDEN[0]}-{LATENT}-{HIDDEN[0]}-784, ReLU, Bernoulli likelihood",
                 "train": f"{args.epochs} epochs, batch 128, Adam 1e-3, seed 0",
@@ -86,8 +87,6 @@ def main():
 
 
 def plot_kl_per_dim(rows, path):
-    from vae_jax.report.html import _plt
-
     plt = _plt()
     fig, axes = plt.subplots(1, len(BETAS), figsize=(3.2 * len(BETAS), 2.8), sharey=True)
     for ax, beta in zip(axes, BETAS):

@@ -1,6 +1,6 @@
 """Under- vs overcomplete autoencoders on MNIST, and what denoising / sparsity change.
 
-    python experiments/under_vs_overcomplete/run.py --data-dir ../shared/data/mnist
+    python experiments/under_vs_overcomplete/run.py --data_dir ../shared/data/mnist
 
 Trains single-layer AEs x → z = W₁x + b₁ (n units) → x̂ = W₂z + b₂ with the MSE loss (Gaussian
 likelihood, σ = 1) on grey-scale MNIST for n ∈ {2, 32, 784, 2048}, plus the denoising (Gaussian
@@ -20,6 +20,7 @@ import optax
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import _shared  # noqa: E402
+from vae_jax import data as data_lib, models  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 LATENTS = (2, 32, 784, 2048)
@@ -47,8 +48,6 @@ def map_measurements(model, params, x, key):
       (noise passes through), < 1 for a map that projects back towards the digits;
     * noise_passthrough = 1 − MSE(x̂(u), u) / Var(u) for uniform-noise images u: 1 for the identity,
       ≈ 0 for a map whose outputs ignore what is not digit-like."""
-    from vae_jax import models
-
     recon = jax.jit(lambda p, v: models.reconstruct(model, p, v))
     k1, k2 = jax.random.split(key)
     noisy = x + NOISE_STD * jax.random.normal(k1, x.shape)
@@ -92,7 +91,6 @@ def linear_probe(train_z, train_y, test_z, test_y, steps=PROBE_STEPS, l2=1e-4):
 
 def main():
     args = _shared.parse(_shared.parser("under_vs_overcomplete", __doc__, epochs=2))
-    from vae_jax import data as data_lib
 
     rows, ds = [], None
     for n, name, overrides in points():
@@ -104,7 +102,7 @@ def main():
             x_probe = ds.train_images[:PROBE_TRAIN].astype(np.float32) / 255.0
             pixel_probe = linear_probe(x_probe.reshape(len(x_probe), -1), ds.train_labels[:PROBE_TRAIN],
                                        x_test.reshape(len(x_test), -1), ds.test_labels[:EVAL_IMAGES])
-        workdir = os.path.join(args.runs, f"n{n}_{name.split()[0]}")
+        workdir = os.path.join(args.workdir, f"n{n}_{name.split()[0]}")
         print(f"== n={n} {name}: {workdir}", flush=True)
         m = _shared.train_point(cfg, workdir)
         model, params, _ = _shared.load_trained(workdir, ds=ds)
@@ -124,7 +122,7 @@ def main():
                ("probe_acc", "linear probe acc. on z", ".4f"), ("code_near_zero", "share of codes with abs(z) < 0.01", ".3f")]
     table = _shared.markdown_table(rows, columns)
     table += f"\n\nLinear probe on the raw pixels (same protocol): {pixel_probe:.4f}."
-    protocol = {"command": "python experiments/under_vs_overcomplete/run.py --data-dir ../shared/data/mnist",
+    protocol = {"command": "python experiments/under_vs_overcomplete/run.py --data_dir ../shared/data/mnist",
                 "data": "MNIST IDX, 60k train / 10k test, pixels / 255 (no binarization)" if not args.tiny else "bundled tiny",
                 "model": "single-layer AE: z = W1 x + b1, x̂ = W2 z + b2 (linear), Gaussian σ=1 likelihood (MSE)",
                 "train": f"{args.epochs} epochs, batch 128, Adam 1e-3, seed 0",
