@@ -31,7 +31,10 @@ test-slow: env
 # Side-by-side benchmarks (BENCHMARKS.md). MNIST_DIR: the four MNIST IDX files.
 MNIST_DIR ?= ../shared/data/mnist
 bench: env
-	@echo "see BENCHMARKS.md for the benchmark commands"
+	$(PY) bench/train_throughput.py --data_dir $(MNIST_DIR) --mfu_batch_sizes 512,2048
+	$(PY) bench/time_to_nats.py --data_dir $(MNIST_DIR) --config configs/vae_mnist_fast.py
+	$(PY) bench/iwae_throughput.py --data_dir $(MNIST_DIR)
+	$(PY) bench/sweep_speedup.py --data_dir $(MNIST_DIR)
 
 clean:
 	rm -rf runs .pytest_cache

@@ -5,6 +5,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import pytest
 from conftest import load_config
 from vae_jax.models import cvae as cvae_lib
 from vae_jax.tasks import colorization as col
@@ -60,6 +61,7 @@ def test_rgb_objective_runs_on_colour_images():
     assert np.isfinite(float(loss)) and float(metrics["kl"]) >= 0
 
 
+@pytest.mark.slow  # CVAE + regressor fits through the CLI
 def test_colorize_mode_samples_differ_and_keep_the_input_luminance(tmp_path):
     cfg = load_config("cvae_colorize_mnist")
     cfg.train.tensorboard = False
@@ -86,6 +88,7 @@ def test_colorize_mode_samples_differ_and_keep_the_input_luminance(tmp_path):
                                atol=1e-5)
 
 
+@pytest.mark.slow
 def test_colorize_mode_on_an_rgb_tfds_dataset(tmp_path):
     """The online path (``data.source='tfds'``, e.g. cifar10), on TFDS's mock data."""
     import tensorflow_datasets as tfds

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT
 
 ARGS = ["--config=configs/vae_mnist.py:tiny", "--config.train.epochs=2", "--config.train.tensorboard=False",
@@ -18,6 +19,7 @@ def learning_metrics(workdir):
     return per_epoch, json.load(open(os.path.join(workdir, "eval.json")))
 
 
+@pytest.mark.slow  # three CLI processes
 def test_two_processes_same_seed_identical_metrics(tmp_path):
     # Different PYTHONHASHSEEDs: nothing may depend on set/dict-of-str iteration order. That another
     # seed gives other numbers is checked in-process (test_train.py), which keeps this to two runs.

@@ -99,6 +99,7 @@ def test_mixture_nll_matches_a_single_bernoulli():
     assert abs(nll - -(392 * np.log(p) + 392 * np.log(1 - p))) < 1e-2
 
 
+@pytest.mark.slow  # CVAE fit through the CLI
 def test_inpaint_mode_end_to_end(tiny_vae_run, tmp_path):
     workdir = tiny_vae_run.copy_to(tmp_path / "run")
     cfg = load_config("vae_mnist")

@@ -312,6 +312,7 @@ def test_family_fields_are_refused_for_another_kind():
         config_base.validate(cfg)
 
 
+@pytest.mark.slow  # two CLI trainings
 @pytest.mark.parametrize("name", ["ladder_mnist", "vamp_mnist"])
 def test_tiny_config_trains_and_evaluates_end_to_end(name, tmp_path):
     """Trains through the CLI; eval.json carries the ELBO terms and the per-layer diagnostics

@@ -130,6 +130,7 @@ def test_environment_to_initialize_arguments():
 
 
 # ---------------------------------------------------------------------------- (a) same numbers
+@pytest.mark.slow  # real processes joining over loopback: make test-all (CI)
 def test_two_processes_equal_one_process_and_resume(tmp_path):
     """2 processes x 1 CPU device == 1 process x 2 simulated devices, row by row; then one process
     (one device) resumes from the checkpoint the two wrote together and continues the reference."""
@@ -161,6 +162,7 @@ def test_two_processes_equal_one_process_and_resume(tmp_path):
 
 
 # ---------------------------------------------------------------------------- (b) a process dies
+@pytest.mark.slow  # real processes joining over loopback: make test-all (CI)
 @pytest.mark.parametrize("victim", [1, 0])
 def test_lost_process_stops_the_survivor(tmp_path, victim):
     """SIGKILL one of two training processes: the other exits non-zero within a bounded time and
@@ -198,6 +200,7 @@ def _one_error_line(proc) -> str:
     return lines[0]
 
 
+@pytest.mark.slow  # real processes joining over loopback: make test-all (CI)
 def test_wrong_coordinator_or_process_count_fails_fast(tmp_path):
     """All at once (startup is what costs): a malformed address, an id out of range, nobody at the
     address, and a group of 3 of which only 2 start. Each ends with one line, status 2 or 4."""
@@ -224,6 +227,7 @@ def test_wrong_coordinator_or_process_count_fails_fast(tmp_path):
     assert not os.path.exists(os.path.join(w, "metrics.jsonl"))
 
 
+@pytest.mark.slow  # real processes joining over loopback: make test-all (CI)
 def test_bad_input_refused_before_training(tmp_path):
     """A batch the global device count does not divide (train.data_parallel='on'), several processes
     that would each train alone (data_parallel='off'), a workdir process 0 cannot claim, and

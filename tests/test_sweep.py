@@ -73,6 +73,7 @@ def _spec_file(tmp_path, sweep: str) -> str:
     return f"{f}:tiny"
 
 
+@pytest.mark.slow  # several CLI trainings
 def test_sweep_runs_resumes_and_collects(tmp_path, capsys):
     """Two vmapped groups of two (likelihood × β). Then one point deleted and one half-finished
     in the same group: only those two train again (vmapped, from epochs 0 and 1), with the same

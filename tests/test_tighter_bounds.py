@@ -54,7 +54,7 @@ def test_special_cases_on_the_same_log_weights():
     np.testing.assert_allclose(b["c3"], 0.3 * elbo + 0.7 * iwae, rtol=1e-5)
 
 
-@pytest.mark.parametrize("kind", ["vae", "two_layer", "iaf"])
+@pytest.mark.parametrize("kind", ["vae", "two_layer", pytest.param("iaf", marks=pytest.mark.slow)])
 def test_objectives_equal_their_bounds_on_protocol_log_weights_and_have_finite_gradients(kind):
     """For the same key: MIWAE(1, K) is the IWAE objective's bound on the very same samples,
     MIWAE(M, 1) and CIWAE(1) the sample-average ELBO, CIWAE(0) IWAE_K; PIWAE reports IWAE_{MK}.

@@ -61,6 +61,7 @@ def _weights(p):
     return 0.5 + (jnp.arange(p.size, dtype=jnp.float32).reshape(p.shape) % 7) / 7.0
 
 
+@pytest.mark.slow
 def test_vmapped_members_learning_rates_enter_through_the_optimizer_state():
     """Members of one vmapped step, set up as a sweep group sets them up (vmap_group._init_members:
     the group's optimizer is built from the first config, each member's learning rate goes into its
@@ -143,3 +144,16 @@ def test_training_reduces_loss_and_logs_each_epoch(tmp_path):
     assert rows[-1]["train/neg_elbo"] < rows[0]["train/neg_elbo"] - 20
     assert out["neg_elbo"] == rows[-1]["test/neg_elbo"]
     assert os.path.isdir(tmp_path / "tb") and os.listdir(tmp_path / "tb")
+
+
+def test_unroll_changes_no_number(tmp_path):
+    """``train.unroll`` only changes how many steps one scan iteration runs (an accelerator
+    latency setting); 3 does not divide the steps per epoch, so the remainder path runs too."""
+    c = load_config("vae_mnist")
+    c.train.tensorboard = False
+    a = runs.train_and_evaluate(c, str(tmp_path / "a"))
+    c.train.unroll = 3
+    b = runs.train_and_evaluate(c, str(tmp_path / "b"))
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_allclose(b[k], a[k], rtol=1e-5, err_msg=k)

@@ -93,6 +93,8 @@ def base_config() -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 1   # epochs between checkpoints (the last epoch is always saved)
     c.train.eval_batch_size = 1000
     c.train.nan_policy = "stop"    # stop | skip
+    c.train.unroll = 1             # training steps per scan iteration (lax.scan unroll); >1 helps
+    #                                 latency-bound small-batch steps on GPU/TPU, the numbers are the same
     c.train.data_parallel = "auto"  # auto | on | off: split batches over all devices (training/parallel.py)
     c.train.progress = True
     c.train.tensorboard = True

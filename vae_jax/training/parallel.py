@@ -89,7 +89,8 @@ def _process_local_epoch(model, config, n_train: int, placement: Placement):
 
     @functools.partial(jax.jit, donate_argnums=(0,))
     def scan(state, batches, noise_key, hparams):
-        return jax.lax.scan(lambda st, batch: step(st, batch, noise_key, hparams), state, batches)
+        return jax.lax.scan(lambda st, batch: step(st, batch, noise_key, hparams), state, batches,
+                            unroll=config.train.get("unroll", 1))
 
     def epoch(state, images_u8, epoch_key, noise_key, hparams):
         idx = np.asarray(order(epoch_key))

@@ -44,6 +44,7 @@ def validate(cfg, defaults) -> None:
     checks.number(cfg, "optim.weight_decay", low=0)
     checks.number(cfg, "optim.grad_clip_norm", low=0)
     checks.int_tuple(cfg, "optim.stage_epochs")
+    checks.positive_int(cfg, "train.unroll")
     checks.number(cfg, "optim.stage_decay", low=0, low_inclusive=False)
     for f in ("b1", "b2"):
         checks.number(cfg, f"optim.{f}", low=0, high=1)
@@ -203,9 +204,10 @@ def epoch_order(epoch_key, n_train: int, batch_size: int, num_steps: int):
 
 
 def scan_epoch(train_step, state, images_u8, epoch_key, noise_key, hparams, batch_size: int,
-               num_steps: int, batch_sharding=None):
+               num_steps: int, batch_sharding=None, unroll: int = 1):
     """One epoch: ``lax.scan`` over the batches of ``epoch_order``. ``batch_sharding`` splits
-    each batch over devices."""
+    each batch over devices; ``unroll`` steps per loop iteration (``train.unroll``: fewer loop
+    round trips for latency-bound small steps on accelerators; the same numbers)."""
     def batch(idx):
         b = images_u8[idx]
         if batch_sharding is not None:
@@ -224,7 +226,7 @@ def scan_epoch(train_step, state, images_u8, epoch_key, noise_key, hparams, batc
 
     order = epoch_order(epoch_key, images_u8.shape[0], batch_size, num_steps)
     x0 = train_step.prepare(batch(order[0]), noise_key, state.step)
-    (state, _), metrics = jax.lax.scan(body, (state, x0), jnp.roll(order, -1, axis=0))
+    (state, _), metrics = jax.lax.scan(body, (state, x0), jnp.roll(order, -1, axis=0), unroll=unroll)
     return state, metrics
 
 
@@ -239,7 +241,7 @@ def make_epoch(model, config, n_train: int, *, objective_fn=None, binarization=N
 
     def epoch(state, images_u8, epoch_key, noise_key, hparams):
         return scan_epoch(step, state, images_u8, epoch_key, noise_key, hparams, batch_size, num_steps,
-                          batch_sharding)
+                          batch_sharding, config.train.get("unroll", 1))
 
     if vmapped:
         epoch = jax.vmap(epoch, in_axes=(0, None, 0, 0, 0))
