@@ -1,6 +1,7 @@
 """Training throughput of the CLI, end to end, beside the reference loops, measured in one run.
 
     python bench/train_throughput.py [--data_dir DIR] [--rounds 5] [--torch_python PY] [--mfu_batch_sizes 512,2048]
+        [--mfu_configs configs/iwae_two_layer.py@512,configs/iaf_mnist.py@512]
 
 Each round runs, one after another in fresh processes (ABAB: ours and a reference alternate):
 
@@ -26,7 +27,9 @@ reported per round, as their median, and pooled (median rate of ours / median ra
 
 ``--mfu_batch_sizes``: also the bare epoch at those batch sizes between two measurements of a
 4096² f32 matmul peak (``bench/common.py``); MFU = model FLOPs per example × examples/s ÷ the
-median of the two peaks.
+median of the two peaks. ``--mfu_configs path[:variant]@batch,...``: the same for other configs
+(model families, the conv VAE), whose FLOPs per example come from XLA's cost analysis of the
+compiled training step.
 """
 from __future__ import annotations
 
@@ -79,21 +82,41 @@ def run_cli(data_dir: str, epochs: int) -> dict:
             "epoch_time_s": [r["epoch_time_s"] for r in rows]}
 
 
-def bare_epoch(data_dir: str, batch_size: int, epochs: int) -> dict:
-    """Child mode: the trainer's jitted scan epoch on full MNIST, compiled ahead (timed apart), one
-    warm-up epoch, then ``epochs`` timed epochs; fetching the step metrics is part of each epoch,
-    as in the loop. Nothing else: no evaluation, checkpoint or log."""
+def bare_epoch(data_dir: str, batch_size: int, epochs: int, config_spec: str = "") -> dict:
+    """Child mode: the trainer's jitted scan epoch, compiled ahead (timed apart), one warm-up
+    epoch, then ``epochs`` timed epochs; fetching the step metrics is part of each epoch, as in the
+    loop. Nothing else: no evaluation, checkpoint or log. ``config_spec`` (``path[:variant]``)
+    replaces the default VAE (its MNIST directory set when it reads one); its FLOPs per example
+    are XLA's cost analysis of one compiled training step (every op, not only the matmuls)."""
     import jax
     import numpy as np
 
     import vae_jax.training.trainer as trainer
 
-    config, ds, model, keys = common.default_vae(data_dir, 0, batch_size)
+    if config_spec:
+        from vae_jax import config as config_lib, data as data_lib, models
+        path, _, variant = config_spec.partition(":")
+        config = config_lib.load_config_file(path, variant or None)
+        if config.data.source == "idx":
+            config.data.dir = data_dir
+        config.train.batch_size = batch_size
+        config_lib.validate(config)
+        ds = data_lib.load(config.data)
+        model = models.build_model(config.model, ds.image_shape)
+        keys = trainer.split_keys(config.seed)
+    else:
+        config, ds, model, keys = common.default_vae(data_dir, 0, batch_size)
     n = len(ds.train_images)
     epoch_fn, steps = trainer.make_epoch(model, config, n)
     state = trainer.init_model_state(config, model, keys["init"], ds.image_shape, ds.train_images, steps)
-    fpe = common.train_flops_per_example(state.params)
     images, hparams = jax.device_put(ds.train_images), trainer.hparams_of(config)
+    if config_spec:
+        step = trainer.make_train_step(model, config)
+        cost = jax.jit(step).lower(state, images[:batch_size], keys["noise"], hparams).compile().cost_analysis()
+        cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+        fpe = float(cost["flops"]) / batch_size
+    else:
+        fpe = common.train_flops_per_example(state.params)
     t = time.perf_counter()
     compiled = epoch_fn.lower(state, images, keys["data"], keys["noise"], hparams).compile()
     compile_s = time.perf_counter() - t
@@ -106,12 +129,15 @@ def bare_epoch(data_dir: str, batch_size: int, epochs: int) -> dict:
     rate = steps * batch_size / float(np.median(times[1:]))
     return {"examples_per_s": rate, "epoch_s": times[1:], "warmup_s": times[0], "compile_s": compile_s,
             "batch_size": batch_size, "steps_per_epoch": steps, "flops_per_example": fpe,
+            "config": config_spec or "configs/vae_mnist.py (bench/common.default_vae)",
+            "flops_from": "xla_cost_analysis" if config_spec else "matmul_model",
             "loss": float(np.mean(m["loss"]))}
 
 
-def run_bare(data_dir: str, batch_size: int, epochs: int) -> dict:
+def run_bare(data_dir: str, batch_size: int, epochs: int, config_spec: str = "") -> dict:
     return common.run_json([common.python(), os.path.abspath(__file__), "--data_dir", data_dir, "--bare_epoch",
-                            "--batch_size", str(batch_size), "--bare_epochs", str(epochs)])
+                            "--batch_size", str(batch_size), "--bare_epochs", str(epochs),
+                            "--config", config_spec])
 
 
 def one_round(data_dir, torch_py, args) -> dict:
@@ -160,18 +186,24 @@ def summarize(rows) -> dict:
     return s
 
 
-def mfu(data_dir, batch_sizes, epochs) -> dict:
-    """The bare epoch at each batch size between two peak measurements; MFU against their median."""
+def mfu(data_dir, batch_sizes, epochs, config_specs=()) -> dict:
+    """The bare epoch at each batch size (the default VAE), and of each ``config_specs`` entry
+    (``path[:variant]@batch``), between two peak measurements; MFU against their median."""
     peak1 = common.run_json([common.python(), os.path.join(HERE, "common.py")])["median_flops"]
-    runs = {b: run_bare(data_dir, b, epochs) for b in batch_sizes}
+    runs = {str(b): run_bare(data_dir, b, epochs) for b in batch_sizes}
+    for spec in config_specs:
+        path, _, b = spec.rpartition("@")
+        runs[spec] = run_bare(data_dir, int(b), epochs, path)
     peak2 = common.run_json([common.python(), os.path.join(HERE, "common.py")])["median_flops"]
     peak = common.median([peak1, peak2])
     out = {"peak_flops": peak, "peak_flops_each": [peak1, peak2], "by_batch": {}}
     for b, r in runs.items():
         achieved = r["flops_per_example"] * r["examples_per_s"]
         out["by_batch"][str(b)] = {"examples_per_s": r["examples_per_s"], "achieved_flops": achieved,
-                                   "mfu": achieved / peak}
-        print(f"batch {b}: {r['examples_per_s']:,.0f} ex/s, {achieved / 1e9:.1f} GFLOP/s, "
+                                   "mfu": achieved / peak, "flops_per_example": r["flops_per_example"],
+                                   "flops_from": r["flops_from"], "compile_s": r["compile_s"],
+                                   "epoch_s": r["epoch_s"]}
+        print(f"{b}: {r['examples_per_s']:,.0f} ex/s, {achieved / 1e9:.1f} GFLOP/s, "
               f"MFU {100 * achieved / peak:.1f}% of {peak / 1e9:.1f}", flush=True)
     return out
 
@@ -185,13 +217,17 @@ def main(argv=None):
     p.add_argument("--bare_epochs", type=int, default=3, help="timed epochs of the bare scan epoch")
     p.add_argument("--torch_python", default=None, help="a Python with torch (default: $VAE_JAX_TORCH_PYTHON, ../torchenv)")
     p.add_argument("--mfu_batch_sizes", default="", help="e.g. 512,2048: also MFU at these batch sizes")
+    p.add_argument("--mfu_configs", default="",
+                   help="e.g. configs/iwae_two_layer.py@512,configs/iaf_mnist.py@512: also MFU of these "
+                        "configs' training step at that batch size (FLOPs by XLA's cost analysis)")
+    p.add_argument("--config", default="", help=argparse.SUPPRESS)  # child mode
     p.add_argument("--name", default="train_throughput", help="results file bench/results/<name>.json")
     p.add_argument("--bare_epoch", action="store_true", help=argparse.SUPPRESS)  # child mode
     p.add_argument("--batch_size", type=int, default=BATCH, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     data_dir = common.data_dir(args.data_dir)
     if args.bare_epoch:
-        print(json.dumps(bare_epoch(data_dir, args.batch_size, args.bare_epochs)))
+        print(json.dumps(bare_epoch(data_dir, args.batch_size, args.bare_epochs, args.config)))
         return
 
     torch_py = common.torch_python(args.torch_python)
@@ -209,8 +245,9 @@ def main(argv=None):
             print(f"  {k}: " + (f"{v:,.2f}" if not isinstance(v, dict) else
                                 f"median of rounds {v['median_of_rounds']:.3f}, pooled {v['pooled']:.3f}, "
                                 f"rounds {v['rounds']}"))
-    if args.mfu_batch_sizes:
-        result["mfu"] = mfu(data_dir, [int(b) for b in args.mfu_batch_sizes.split(",")], args.bare_epochs)
+    if args.mfu_batch_sizes or args.mfu_configs:
+        result["mfu"] = mfu(data_dir, [int(b) for b in args.mfu_batch_sizes.split(",") if b], args.bare_epochs,
+                            [c for c in args.mfu_configs.split(",") if c])
     print("saved", common.save_result(args.name, result))
 
 

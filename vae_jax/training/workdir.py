@@ -38,7 +38,7 @@ MISMATCH_POLICIES = ("refuse", "overwrite", "resume")
 # Fields that may differ between a run and the command that resumes it: they do not change what
 # is trained up to a given epoch (how long, how often to log/evaluate/save, where the data lives –
 # the data itself is compared by its fingerprint).
-RESUMABLE_FIELDS = ("train.epochs", "train.progress", "train.tensorboard", "train.eval_every",
+RESUMABLE_FIELDS = ("train.epochs", "train.progress", "train.tensorboard", "train.eval_every", "train.unroll",
                     "train.checkpoint_every", "train.eval_batch_size", "report", "data.dir",
                     "tasks")  # settings of the post-training task modes
 
