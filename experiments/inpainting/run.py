@@ -7,6 +7,11 @@ vae_eval.json) to --out.
 
 = python -m vae_jax.main --config=configs/cvae_inpaint_mnist.py --workdir=W --mode=inpaint
       --config.data.dir=DIR --config.train.progress=False --config.tasks.classifier=mlp
+
+``--colour``: the same on the offline colour photos (configs/cvae_inpaint_photos.py, conv VAE with
+a discretized mixture of logistics; --data_dir is not read); workdir runs/experiments/inpainting_photos,
+and the files are copied with a ``_photos`` suffix (inpaint_photos.json, inpaint_photos.md,
+inpaint_photos_<mask>.png, vae_eval_photos.json), so the MNIST results stay.
 """
 from __future__ import annotations
 
@@ -19,15 +24,26 @@ import _shared  # noqa: E402
 
 
 def main():
-    args = _shared.parse(_shared.parser("inpainting", __doc__), overrides=True)
-    _shared.cli("vae_jax.main", "--config=configs/cvae_inpaint_mnist.py", f"--workdir={args.workdir}",
-                "--mode=inpaint", f"--config.data.dir={args.data_dir}", "--config.train.progress=False",
-                "--config.tasks.classifier=mlp", *args.overrides)
+    p = _shared.parser("inpainting", __doc__)
+    p.add_argument("--colour", action="store_true", help="colour photos (configs/cvae_inpaint_photos.py) "
+                   "instead of MNIST; results get a _photos suffix")
+    args = _shared.parse(p, overrides=True, default_workdir=lambda a: os.path.join(
+        _shared.REPO, "runs", "experiments", "inpainting" + ("_photos" if a.colour else "")))
+    if args.colour:
+        flags = ["--config=configs/cvae_inpaint_photos.py"]
+    else:
+        flags = ["--config=configs/cvae_inpaint_mnist.py", f"--config.data.dir={args.data_dir}",
+                 "--config.tasks.classifier=mlp"]
+    _shared.cli("vae_jax.main", *flags, f"--workdir={args.workdir}", "--mode=inpaint",
+                "--config.train.progress=False", *args.overrides)
+    suffix = "_photos" if args.colour else ""
     for name in sorted(os.listdir(args.workdir)):
         if name in ("inpaint.json", "inpaint.md") or (name.startswith("inpaint_") and name.endswith(".png")):
-            shutil.copy(os.path.join(args.workdir, name), os.path.join(args.out, name))
-    shutil.copy(os.path.join(args.workdir, "eval.json"), os.path.join(args.out, "vae_eval.json"))
-    print(open(os.path.join(args.out, "inpaint.md")).read())
+            stem, ext = os.path.splitext(name)
+            target = "inpaint" + suffix + stem[len("inpaint"):] + ext
+            shutil.copy(os.path.join(args.workdir, name), os.path.join(args.out, target))
+    shutil.copy(os.path.join(args.workdir, "eval.json"), os.path.join(args.out, f"vae_eval{suffix}.json"))
+    print(open(os.path.join(args.out, f"inpaint{suffix}.md")).read())
 
 
 if __name__ == "__main__":

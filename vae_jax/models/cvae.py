@@ -26,6 +26,7 @@ import vae_jax.models.distributions as D
 from vae_jax import models
 import vae_jax.models.autoencoders as autoencoders
 import vae_jax.models.nets as nets
+import vae_jax.models.protocol as protocol
 
 
 def _flat(a):
@@ -42,13 +43,15 @@ class _Conditional(nn.Module):
     activation: str = "relu"
     min_log_sigma: float = -4.6
     sigma: float = 1.0
+    num_mixtures: int = D.DEFAULT_NUM_MIXTURES  # read by 'discretized_mix_logistic' only
     is_vae = True
 
     def setup(self):
         if self.is_vae:
             self.encoder = nets.MLPEncoder(self.encoder_hidden, self.latent_dim, 2, self.activation)
         self.decoder = autoencoders.DecoderWithScale(self.decoder_hidden, tuple(self.target_shape),
-                                                    self.likelihood, self.activation, self.min_log_sigma)
+                                                    self.likelihood, self.activation, self.min_log_sigma,
+                                                    num_mixtures=self.num_mixtures)
 
     def decode(self, z, c):
         return self.decoder(jnp.concatenate([z, _flat(c)], -1))
@@ -80,17 +83,19 @@ def build(model_cfg, target_shape, deterministic: bool = False):
     """A CVAE (or its regressor baseline) with the sizes of a ``model`` config section."""
     common = dict(latent_dim=model_cfg.latent_dim, target_shape=tuple(target_shape),
                   likelihood=model_cfg.likelihood, activation=model_cfg.activation,
-                  min_log_sigma=model_cfg.get("min_log_sigma", -4.6), sigma=model_cfg.get("sigma", 1.0))
+                  min_log_sigma=model_cfg.get("min_log_sigma", -4.6), sigma=model_cfg.get("sigma", 1.0),
+                  num_mixtures=model_cfg.get("num_mixtures", D.DEFAULT_NUM_MIXTURES))
     if deterministic:
         return Regressor((), tuple(model_cfg.decoder_hidden), **common)
     return CVAE(tuple(model_cfg.encoder_hidden), tuple(model_cfg.decoder_hidden), **common)
 
 
 def _masked_log_prob(model, y, lik_params, weight):
-    """log p(y | ·) summed over the values where ``weight`` is 1 (all when ``weight`` is None)."""
-    lp = models.likelihood_of(model).log_prob(y, lik_params, event_ndim=0)  # per value
+    """log p(y | ·) summed over the pixels where ``weight`` is 1 (all when ``weight`` is None)."""
+    lik = models.likelihood_of(model)
     if weight is not None:
-        lp = lp * weight
+        return protocol.observed_log_prob(lik, y, lik_params, weight)
+    lp = lik.log_prob(y, lik_params, event_ndim=0)  # per value
     return lp.reshape(lp.shape[0], -1).sum(-1)
 
 

@@ -30,7 +30,8 @@ and these class attributes:
     latent_layers: tuple[str, ...]   names of the stochastic layers, in the order of z's leaves.
 
 ``likelihood_of(model)`` gives the family's p(x|z) (its ``log_prob(x, params)`` sums over pixels);
-every family has the fields ``likelihood`` and ``sigma``.
+every family has the fields ``likelihood`` and ``sigma``. ``observed_log_prob`` sums it over a
+subset of the pixels (inpainting's masked ELBO and NLL), for every likelihood alike.
 """
 from __future__ import annotations
 
@@ -46,6 +47,16 @@ def likelihood_of(model):
     shape = getattr(model, "image_shape", None) or model.target_shape  # CVAEs model a target
     return D.likelihood_for(model.likelihood, shape, model.sigma,
                             getattr(model, "num_mixtures", D.DEFAULT_NUM_MIXTURES))
+
+
+def observed_log_prob(likelihood, x, lik_params, observed):
+    """log p of the observed pixels only, per example: ``observed`` [..., H, W, C] is 1 where a
+    pixel is seen (the same value in all of a pixel's channels). The pixel is the unit because
+    the mixture of logistics couples a pixel's channels (one mixture weight, channel-autoregressive
+    means), so per-pixel is the finest log-prob every likelihood defines; with one channel it is
+    the per-value log-prob. Leading axes of ``lik_params`` (samples) broadcast against ``x``."""
+    lp = likelihood.log_prob(x, lik_params, event_ndim=1) * observed[..., 0]  # [..., H, W]
+    return lp.reshape(lp.shape[:-2] + (-1,)).sum(-1)
 
 
 def _apply(model, params, *args, method):

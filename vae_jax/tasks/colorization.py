@@ -17,9 +17,15 @@ Data
     produce each palette colour with its probability, a regressor can only average them.
   * RGB datasets (``data.source='tfds'``, e.g. ``data.name='cifar10'``): the images themselves.
 
+  * colour photos (``data.source='photos'``, configs/cvae_colorize_photos.py): 32×32 patches of
+    real photographs, whole photos held out for test.
+The colour space is this luma/chroma split (YCbCr without Cb/Cr's scale factors and offsets), not
+Lab: it is linear in RGB, so gray + chroma -> RGB is exact and the luminance is kept exactly.
+
 Baseline: the same decoder network without z (a deterministic regressor, MSE for the Gaussian
-likelihood), trained the same epochs. Metrics on test images, N samples each: best-of-N RGB MSE,
-mean-sample MSE, sample diversity (mean pairwise MSE between samples of one input), the fraction
+likelihood), trained the same epochs. Metrics on test images, N samples each: best-of-N RGB MSE
+(and its PSNR), mean-sample MSE, sample diversity (mean pairwise MSE between samples of one input),
+colourfulness (Hasler & Süsstrunk 2003; the truth's is reported beside it), the fraction
 of samples whose colour is a palette colour (within ``palette_tolerance`` in RGB; colour MNIST
 only) and of those that pick the true colour, and the largest luminance error.
 """
@@ -34,6 +40,7 @@ import numpy as np
 import vae_jax.models.cvae as cvae_lib
 import vae_jax.tasks.fit as fit_lib
 import vae_jax.tasks.common as common
+import vae_jax.tasks.image_metrics as im
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
@@ -152,10 +159,10 @@ def measure(samples, truth, gray, pal=None, lum=None, true_index=None, tolerance
     """Metrics of [N, B, H, W, 3] samples against truth [B, H, W, 3]."""
     n = len(samples)
     per = np.mean((samples - truth[None]) ** 2, axis=(2, 3, 4))  # [N, B]
-    flat = samples.reshape(n, samples.shape[1], -1)
-    pair = [np.mean((flat[i] - flat[j]) ** 2, -1) for i in range(n) for j in range(i + 1, n)]
     out = {"best_of_n_mse": float(per.min(0).mean()), "mean_mse": float(per.mean()),
-           "diversity": float(np.mean(pair)) if pair else 0.0,
+           "best_of_n_psnr": float(im.psnr(per.min(0)).mean()),
+           "diversity": im.pairwise_diversity(samples),
+           "colourfulness": float(im.colourfulness(samples.reshape((-1,) + samples.shape[2:])).mean()),
            "luminance_max_abs_error": float(np.max(np.abs(np.asarray(luminance(jnp.asarray(samples))) - gray[None, ..., 0]))),
            "num_samples": n}
     if pal is not None:
@@ -195,6 +202,8 @@ def run_colorize(config, workdir: str) -> dict:
     truth, idx = np.asarray(truth), np.asarray(idx)
     gray = np.asarray(luminance(jnp.asarray(truth)))[..., None]
     results, samples = {}, {}
+    # The reference the samples' colourfulness is read against (the gray input's is 0).
+    results["truth"] = {"colourfulness": float(im.colourfulness(truth).mean())}
     for i, (name, (model, params)) in enumerate(models.items()):
         samples[name] = colourings(model, params, gray, jax.random.fold_in(key, 1 + i), t.num_samples)
         results[name] = measure(samples[name], truth, gray, pal, t.luminance, idx, t.palette_tolerance)
@@ -203,10 +212,13 @@ def run_colorize(config, workdir: str) -> dict:
     out = {"methods": results, "num_images": len(x), "data": ds.meta.get("source"),
            "palette": None if pal is None else pal.tolist(), "settings": t.to_dict()}
     common.save_json(workdir, "colorize.json", out)
-    cols = ["method", "best_of_n_mse", "mean_mse", "diversity", "palette_fraction", "true_colour_fraction",
-            "true_colour_in_any_sample", "luminance_max_abs_error"]
+    cols = ["method", "best_of_n_mse", "best_of_n_psnr", "mean_mse", "diversity", "colourfulness",
+            "palette_fraction", "true_colour_fraction", "true_colour_in_any_sample", "luminance_max_abs_error"]
+    if pal is None:  # RGB data: no palette, so no palette columns
+        cols = [c for c in cols if "palette" not in c and "true_colour" not in c]
     with open(os.path.join(workdir, "colorize.md"), "w") as f:
-        f.write(f"{len(x)} test images, {t.num_samples} samples each.\n\n"
+        f.write(f"{len(x)} test images, {t.num_samples} samples each; colourfulness: Hasler & Süsstrunk "
+                "(2003), 0-255 scale, mean over images (the truth row: the test images themselves).\n\n"
                 + common.markdown_table([dict(method=k, **v) for k, v in results.items()], cols))
     k = t.grid_images
     columns = [np.repeat(gray[:k], 3, -1), truth[:k], samples["regressor"][0, :k]]

@@ -92,7 +92,11 @@ def digit_classifier(ds, workdir: str, seed: int = 0, which: str = "auto"):
 
     ``which`` (``tasks.classifier``): ``cnn`` the evaluation suite's CNN (``vae_jax.classifier``,
     trained once per dataset and cached); ``mlp`` a 784-256-10 MLP trained here for 3 epochs and
-    cached in ``workdir/task_classifier.msgpack``; ``auto`` the CNN when that module exists."""
+    cached in ``workdir/task_classifier.msgpack``; ``auto`` the CNN when that module exists;
+    ``none``: no classifier (returns None), for labels that are not classes of the image content
+    (the photo set's label is the photo a patch came from, and test photos are never trained on)."""
+    if which == "none":
+        return None
     if which in ("auto", "cnn"):
         try:
             import vae_jax.evaluation.classifier as clf_lib
@@ -177,15 +181,8 @@ def _mlp_classifier(ds, workdir, seed):
 
 
 # ---------------------------------------------------------------------------- measures
-def region_mse(pred, target, region):
-    """Mean squared error per image over the pixels where ``region`` is 1 (numpy, [B,...] -> [B])."""
-    axes = tuple(range(1, np.ndim(target)))
-    region = np.broadcast_to(region, np.shape(target))
-    return np.sum(region * (pred - target) ** 2, axis=axes) / np.maximum(np.sum(region, axis=axes), 1.0)
-
-
-def psnr(mse, peak: float = 1.0):
-    return 10.0 * np.log10(peak ** 2 / np.maximum(mse, 1e-10))
+# (vae_jax/tasks/image_metrics.py; kept importable from here)
+from vae_jax.tasks.image_metrics import psnr, region_mse  # noqa: E402,F401
 
 
 # ---------------------------------------------------------------------------- outputs

@@ -2,7 +2,8 @@
 
 Masks (1 = observed, 0 = hidden): ``bottom_half``, ``centre_square`` (the central half-size
 square), ``random`` (each pixel hidden with probability ``tasks.inpaint.random_hidden_fraction``)
-and ``quadrant`` (one of the four quadrants, drawn per image).
+and ``quadrant`` (one of the four quadrants, drawn per image). A mask hides whole pixels: on
+colour images all channels of a hidden pixel are hidden together.
 
 Methods
   * ``vae_opt``   the trained unconditional VAE; per image, q(z) = N(μ, diag σ²) is initialised by
@@ -16,10 +17,15 @@ Methods
                   image closest on the observed pixels (L2).
 
 Every method returns only the hidden pixels: the completed image is ``m·x + (1−m)·prediction``, so
-observed pixels are never changed. Metrics are over the hidden pixels only: MSE and PSNR of the
-mean completion against the gray test image, best-of-N MSE over the N completions, NLL of the
-binarized hidden pixels under the mixture of the N completions' likelihoods (Bernoulli / Gaussian;
-for the mean fill its one Bernoulli), and a digit classifier's accuracy on the completed images.
+observed pixels are never changed. The masked ELBO, the CVAE's loss and the NLL read the
+likelihood only through ``protocol.observed_log_prob`` (log p of the observed pixels) and
+``likelihood.mean``, so any likelihood works: Bernoulli on binarized digits, the discretized
+mixture of logistics on 8-bit colour photos. Metrics (``inpaint_metrics``) are over the hidden
+pixels only: MSE, PSNR and SSIM of the mean completion, best-of-N MSE / PSNR / SSIM over the N
+completions, NLL of the hidden pixels under the mixture of the N completions' likelihoods (a fixed
+binarization for Bernoulli models, the 8-bit values for discretized ones; for the mean fill its one
+Bernoulli / Gaussian), and a classifier's accuracy on the completed images (``tasks.classifier``;
+'none' for data whose labels are no classes, e.g. the photo a patch came from).
 """
 from __future__ import annotations
 
@@ -33,9 +39,11 @@ import optax
 
 import vae_jax.models.cvae as cvae_lib
 import vae_jax.models.distributions as D
+import vae_jax.models.protocol as protocol
 import vae_jax.tasks.fit as fit_lib
 from vae_jax.models import likelihood_of
 import vae_jax.tasks.common as common
+from vae_jax.tasks.inpaint_metrics import measure, mixture_nll, save_mask_grid, write_tables  # noqa: F401
 import vae_jax.training.runs as runs
 
 
@@ -110,8 +118,7 @@ def _masked_neg_elbo(model, params, x, m, mean, logvar, key, num_mc):
     z = D.reparameterize(key, mean, logvar, num_mc)  # [S, B, n]
     out = model.apply({"params": params}, z.reshape(-1, z.shape[-1]), method="decode")
     out = out.reshape(z.shape[:2] + out.shape[1:])
-    lp = lik.log_prob(x, out, event_ndim=0) * m
-    rec = -lp.reshape(lp.shape[:2] + (-1,)).sum(-1).mean(0)
+    rec = -protocol.observed_log_prob(lik, x, out, m).mean(0)
     return rec + D.kl_diag_gaussian_std_normal(mean, logvar).sum(-1)
 
 
@@ -176,28 +183,6 @@ def nearest_neighbour(x, m, train_x, chunk: int = 250):
 
     idx = common.batched(best, np.asarray(x), np.asarray(m), batch_size=chunk)
     return np.asarray(train_x)[idx]
-
-
-# ---------------------------------------------------------------------------- metrics
-def mixture_nll(model_lik, target, hidden, lik_params):
-    """−log (1/N Σ_k Π_hidden p(t_i | params_k)) per image; lik_params [N, B, ..., P]."""
-    lp = model_lik.log_prob(target, lik_params, event_ndim=0) * hidden
-    per = lp.reshape(lp.shape[:2] + (-1,)).sum(-1)  # [N, B]
-    return -(jax.scipy.special.logsumexp(per, axis=0) - jnp.log(per.shape[0]))
-
-
-def measure(x, m, completions, labels, classifier, nll=None):
-    """Metrics of [N, B, ...] completions (N = 1 for deterministic methods), hidden region only."""
-    completions = np.asarray(completions)
-    hidden = 1.0 - np.asarray(m)
-    mean_completion = completions.mean(0)
-    mse = common.region_mse(mean_completion, x, hidden)
-    per_sample = np.stack([common.region_mse(c, x, hidden) for c in completions])
-    out = {"mse": float(mse.mean()), "psnr": float(common.psnr(mse).mean()),
-           "best_of_n_mse": float(per_sample.min(0).mean()), "num_samples": int(len(completions)),
-           "accuracy": float(np.mean(classifier.predict(mean_completion) == labels))}
-    out["nll"] = None if nll is None else float(np.mean(nll))
-    return out
 
 
 # ---------------------------------------------------------------------------- the mode
@@ -278,30 +263,17 @@ def run_inpaint(config, workdir: str) -> dict:
         for name, (comp, nll) in methods.items():
             results[kind][name] = measure(x, mn, comp, labels, classifier, nll)
             tables.append(dict(mask=kind, method=name, **results[kind][name]))
-        _save_mask_grid(workdir, kind, x, mn, methods, t.grid_images)
+        save_mask_grid(workdir, kind, x, mn, methods, t.grid_images)
         print(f"inpaint {kind}: " + ", ".join(f"{k} psnr {v['psnr']:.2f}" for k, v in results[kind].items()),
               flush=True)
 
-    out = {"masks": results, "num_images": n, "classifier": classifier.source,
-           "classifier_clean_accuracy": classifier.clean_accuracy,
-           "settings": tasks.inpaint.to_dict(), "data": ds.meta.get("source"),
-           "nll_target": "fixed binarization of the hidden pixels" if model.likelihood == "bernoulli" else "gray pixels"}
+    nll_unit = ("fixed binarization of the hidden pixels" if model.likelihood == "bernoulli" else
+                "8-bit hidden pixel values" if lik.needs_8bit_data else "gray hidden pixels")
+    out = {"masks": results, "num_images": n, "classifier": None if classifier is None else classifier.source,
+           "classifier_clean_accuracy": None if classifier is None else classifier.clean_accuracy,
+           "settings": tasks.inpaint.to_dict(), "data": ds.meta.get("source"), "nll_target": nll_unit}
     common.save_json(workdir, "inpaint.json", out)
-    md = common.markdown_table(tables, ["mask", "method", "mse", "psnr", "best_of_n_mse", "nll", "accuracy"])
-    with open(os.path.join(workdir, "inpaint.md"), "w") as f:
-        f.write(f"Hidden-region metrics on {n} test images (nll in nats per image; accuracy of "
-                f"{classifier.source}, clean test accuracy {classifier.clean_accuracy:.4f}).\n\n" + md)
+    write_tables(workdir, tables, n, classifier, nll_unit)
     common.finish(workdir)
     print(f"inpaint: {os.path.abspath(workdir)}/inpaint.json, inpaint.md, inpaint_*.png", flush=True)
     return out
-
-
-def _save_mask_grid(workdir, kind, x, m, methods, k):
-    shown_input = x[:k] * m[:k] + (1 - m[:k]) * 0.5  # hidden pixels shown mid-gray
-    cols, labels = [x[:k], shown_input], ["original", "observed"]
-    for name, (comp, _) in methods.items():
-        for s in range(min(3, len(comp))):
-            cols.append(comp[s, :k])
-            labels.append(name if len(comp) == 1 else f"{name} {s + 1}")
-    common.save_labeled_grid(os.path.join(workdir, f"inpaint_{kind}.png"), cols, labels,
-                             title=f"mask {kind}: completions (observed pixels copied)")

@@ -6,6 +6,7 @@ import ml_collections
 from vae_jax.errors import ConfigError
 
 MASK_KINDS = ("bottom_half", "centre_square", "random", "quadrant")
+CLASSIFIERS = ("auto", "cnn", "mlp", "none")
 
 
 def task_config() -> ml_collections.ConfigDict:
@@ -13,7 +14,7 @@ def task_config() -> ml_collections.ConfigDict:
     t = ml_collections.ConfigDict()
     t.eval_subset = 1000           # test images used for the task metrics (0: all)
     t.data_dir = ""                # overrides the trained run's data.dir when the data moved
-    t.classifier = "auto"          # digit classifier of the metrics: auto | cnn | mlp (see digit_classifier)
+    t.classifier = "auto"          # digit classifier of the metrics: auto | cnn | mlp | none (see digit_classifier)
 
     t.interpolate = ml_collections.ConfigDict()
     t.interpolate.num_pairs = 200      # test-image pairs (different labels) measured
@@ -79,8 +80,10 @@ def validate_tasks(cfg) -> None:
     if "tasks" not in cfg:
         return
     t = cfg.tasks
-    if t.get("classifier", "auto") not in ("auto", "cnn", "mlp"):
-        raise ConfigError(f"tasks.classifier: {t.classifier!r} is not allowed; choose one of ['auto', 'cnn', 'mlp']")
+    if t.get("classifier", "auto") not in CLASSIFIERS:
+        raise ConfigError(f"tasks.classifier: {t.classifier!r} is not allowed; choose one of {list(CLASSIFIERS)}")
+    if isinstance(t.eval_subset, bool) or not isinstance(t.eval_subset, int) or t.eval_subset < 0:
+        raise ConfigError(f"tasks.eval_subset: {t.eval_subset!r} must be an integer >= 0 (0: all test images)")
     bad = [m for m in mask_kinds(t) if m not in MASK_KINDS]
     if bad or not mask_kinds(t):
         raise ConfigError(f"tasks.inpaint.masks: {t.inpaint.masks!r} must be a comma-separated subset of {list(MASK_KINDS)}")
