@@ -43,6 +43,7 @@ BAD = [
     ("negative_latent", "vae_mnist", {"model.latent_dim": -4}, "model.latent_dim", ">= 1"),
     ("zero_batch", "vae_mnist", {"train.batch_size": 0}, "train.batch_size", ">= 1"),
     ("zero_unroll", "vae_mnist", {"train.unroll": 0}, "train.unroll", ">= 1"),
+    ("hvae_zero_blocks", "hvae_photos", {"model.kind": "hvae", "model.hvae.blocks": 0}, "model.hvae.blocks", ">= 1"),
     ("zero_lr", "vae_mnist", {"optim.learning_rate": 0.0}, "optim.learning_rate", "> 0"),
     ("negative_lr", "vae_mnist", {"optim.learning_rate": -1e-3}, "optim.learning_rate", "> 0"),
     ("negative_kl_weight", "vae_mnist", {"objective.name": "elbo", "objective.kl_weight": -0.5},

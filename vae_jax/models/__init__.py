@@ -12,7 +12,7 @@ import vae_jax.models.distributions as D
 import vae_jax.models.nets as nets
 from vae_jax.models.autoencoders import AE, VAE, OrthLinearAE, init_params, orthonormal_factor  # noqa: F401
 # The family modules register themselves on import; a new family adds its module here.
-from vae_jax.models.families import FAMILIES, build_model, get_family, iaf, ladder, two_layer, vamp  # noqa: F401
+from vae_jax.models.families import FAMILIES, build_model, get_family, hvae, iaf, ladder, two_layer, vamp  # noqa: F401
 from vae_jax.models.protocol import likelihood_of, reconstruct, sample  # noqa: F401
 
 MODEL_KINDS = tuple(FAMILIES)

@@ -20,7 +20,8 @@ A family is a Flax module with these methods (called through ``model.apply(..., 
 and these class attributes:
     is_vae = True            (AEs have False and implement only posterior_mean and decode)
     has_analytic_kl: bool    True when the family also gives
-        analytic_kl(x) -> [B]                        KL(q(z|x) || p(z)) in closed form, and
+        analytic_kl(x) -> [B]                        KL(q(z|x) || p(z)) in closed form (a hierarchy
+            takes a key too: the sum of per-layer closed-form KLs given sampled upper layers), and
         posterior_sample_kl(x, key, num_samples) -> (z, log_q, kl_units)
                              posterior_sample and the closed-form KL per unit (a dict like
                              layer_kl's, layer -> [B, n_l]) from ONE encoder pass: two separate
