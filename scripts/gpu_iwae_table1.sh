@@ -7,7 +7,9 @@
 #
 # Environment: BUDGET=E trains every cell E epochs instead of the full schedule (a first look when
 # the GPU time is short); NLL_SUBSET=N evaluates the first N test images (default all 10k); NLL_K
-# (default 5000); EXTRA="--config.<field>=<value> ..." is passed to every training.
+# (default 5000); EXTRA="--config.<field>=<value> ..." is passed to every training; TABLE_OUT (default
+# experiments/iwae_table1, whose README gets the table) and OUT (default runs/gpu_iwae_table1: workdirs,
+# logs, step_times.txt) say where things go.
 #
 # Batch 20 makes one step latency-bound on a GPU (about 0.1 ms of work), so the runbook
 #  - puts UNROLL training steps in each iteration of the epoch's lax.scan (train.unroll; default 10;
@@ -26,7 +28,7 @@ UNROLL=${3:-10}
 PY=${PYTHON:-python}
 # Several processes share the card: each allocates what it uses instead of JAX's default 75 %.
 export XLA_PYTHON_CLIENT_PREALLOCATE=false
-OUT=runs/gpu_iwae_table1
+OUT=${OUT:-runs/gpu_iwae_table1}
 mkdir -p "$OUT"
 $PY -c "import jax; print('devices:', jax.devices())" | tee "$OUT/devices.txt"
 
@@ -50,5 +52,5 @@ done
 # 2. The 12 cells, PARALLEL at a time, full schedule; NLL by k = 5000 on the 10k test images.
 # shellcheck disable=SC2086  # EXTRA holds several flags
 time $PY experiments/iwae_table1/run.py --table --data_dir "$MNIST" --parallel "$PARALLEL" \
-  --workdir "$OUT/table" --budget_epochs "${BUDGET:-0}" --nll_subset "${NLL_SUBSET:-0}" \
+  --workdir "$OUT/table" --out "${TABLE_OUT:-experiments/iwae_table1}" --budget_epochs "${BUDGET:-0}" --nll_subset "${NLL_SUBSET:-0}" \
   --nll_k "${NLL_K:-5000}" --config.train.unroll="$UNROLL" --config.train.progress=False ${EXTRA:-}
