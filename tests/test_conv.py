@@ -71,3 +71,78 @@ def test_conv_vae_trains_end_to_end(tmp_path):
     rows = [json.loads(line) for line in open(os.path.join(tmp_path, "metrics.jsonl"))]
     assert rows[-1]["train/neg_elbo"] < rows[0]["train/neg_elbo"]
     assert np.isfinite(final["neg_elbo"]) and final["neg_elbo"] < 543.5  # 784·log 2 at init
+
+
+# ---------------------------------------------------------------------------- the matmul form (models/conv.py)
+from jax import lax  # noqa: E402
+import flax.linen as nn  # noqa: E402
+from vae_jax.models import conv  # noqa: E402
+
+NHWC = ("NHWC", "HWIO", "NHWC")
+
+
+@pytest.mark.parametrize("k,stride,padding,lhs_dil,rhs_dil", [
+    (3, 2, "SAME", 1, 1), (4, 2, "SAME", 1, 1), (5, 2, "VALID", 1, 1), (1, 1, "SAME", 1, 1),
+    (3, 1, ((2, 1), (0, 3)), 2, 1), (3, 1, "SAME", 1, 2), (2, 3, ((1, -1), (0, 0)), 1, 1),
+])
+def test_matmul_conv_equals_xla_values_and_gradients(monkeypatch, k, stride, padding, lhs_dil, rhs_dil):
+    """Value, input gradient and kernel gradient of the slices+matmul form against XLA's
+    convolution, for strides, both padding modes, explicit (also negative) pads and dilations."""
+    monkeypatch.setenv(conv.ENV, "matmul")
+    kx, kw, kg = jax.random.split(jax.random.PRNGKey(0), 3)
+    x = jax.random.normal(kx, (2, 9, 8, 5))
+    w = jax.random.normal(kw, (k, k, 5, 7)) / k
+    args = dict(window_strides=(stride, stride), padding=padding, lhs_dilation=(lhs_dil,) * 2,
+                rhs_dilation=(rhs_dil,) * 2, dimension_numbers=NHWC)
+    ref = lambda x, w: lax.conv_general_dilated(x, w, **args)
+    ours = lambda x, w: conv.conv_general_dilated(x, w, **args)
+    y_ref, y = ref(x, w), ours(x, w)
+    assert y.shape == y_ref.shape
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
+    g = jax.random.normal(kg, y.shape)
+    for argnum in (0, 1):
+        d_ref = jax.grad(lambda *a: jnp.sum(ref(*a) * g), argnum)(x, w)
+        d = jax.grad(lambda *a: jnp.sum(ours(*a) * g), argnum)(x, w)
+        np.testing.assert_allclose(d, d_ref, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("k,stride", [(3, 2), (4, 2), (3, 1), (5, 3)])
+def test_conv_transpose_is_flax_conv_transpose(monkeypatch, k, stride):
+    """conv.ConvTranspose: the same parameters and the same function as nn.ConvTranspose, in both
+    forms (a checkpoint of either loads in the other)."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 6, 4))
+    ref = nn.ConvTranspose(5, (k, k), strides=(stride, stride), padding="SAME")
+    params = ref.init(jax.random.PRNGKey(1), x)
+    for form in ("xla", "matmul"):
+        monkeypatch.setenv(conv.ENV, form)
+        ours = conv.ConvTranspose(5, (k, k), strides=(stride, stride), padding="SAME")
+        assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(jnp.shape, params)
+        np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)
+
+
+def test_conv_impl_choice_and_bad_value(monkeypatch, tmp_path):
+    monkeypatch.delenv(conv.ENV, raising=False)
+    assert conv.impl() == ("matmul" if jax.default_backend() == "cpu" else "xla")
+    monkeypatch.setenv(conv.ENV, "xla")
+    assert conv.impl() == "xla" and conv.check_env() is None
+    monkeypatch.setenv(conv.ENV, "cudnn")
+    assert conv.check_env() == "VAE_JAX_CONV: 'cudnn' is not one of ['auto', 'xla', 'matmul'] (unset it for 'auto')"
+    with pytest.raises(ValueError, match="VAE_JAX_CONV"):
+        conv.impl()
+
+
+def test_cli_refuses_bad_conv_env_before_anything(tmp_path):
+    from conftest import cli_run
+    run = cli_run(str(tmp_path / "w"), ["--config=configs/vae_photos.py:tiny"], env={conv.ENV: "cudnn"})
+    assert run.returncode == 2, run.stderr[-500:]
+    assert run.stderr.strip().splitlines()[-1].startswith("error: VAE_JAX_CONV: 'cudnn'")
+    assert run.files == [] and "Traceback" not in run.stderr
+
+
+def test_run_meta_records_conv_impl(tmp_path, monkeypatch):
+    monkeypatch.setenv(conv.ENV, "xla")
+    from vae_jax.training import run_meta
+    c = load_config("vae_mnist")
+    with run_meta.open_workdir(str(tmp_path), c, {"source": "test"}):
+        pass
+    assert json.load(open(tmp_path / "run_meta.json"))["conv_impl"] == "xla"

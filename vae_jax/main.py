@@ -102,6 +102,10 @@ def main(argv):
         print("error: --config: required (a file in configs/, e.g. --config=configs/vae_mnist.py)",
               file=sys.stderr)
         sys.exit(2)
+    import vae_jax.models.conv as conv
+    if conv.check_env():
+        print(f"error: {conv.check_env()}", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     import vae_jax.training.workdir as workdir_lib
     workdir_lib.set_mismatch_policy(FLAGS.on_config_mismatch)
     import jax

@@ -7,6 +7,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 import numpy as np
 
+import vae_jax.models.conv as conv
+
 ACTIVATIONS: dict[str, Callable] = {
     "relu": nn.relu,
     "tanh": nn.tanh,
@@ -87,7 +89,7 @@ class ConvEncoder(nn.Module):
         act = get_activation(self.activation)
         h = x
         for i, c in enumerate(self.channels):
-            h = act(nn.Conv(c, (3, 3), strides=(2, 2), padding="SAME", name=f"conv_{i}")(h))
+            h = act(conv.Conv(c, (3, 3), strides=(2, 2), padding="SAME", name=f"conv_{i}")(h))
         h = h.reshape(h.shape[0], -1)
         out = MLP(self.hidden, self.latent_dim * self.num_outputs, self.activation, name="mlp")(h)
         return jnp.split(out, self.num_outputs, axis=-1) if self.num_outputs > 1 else out
@@ -117,8 +119,8 @@ class ConvDecoder(nn.Module):
         h = act(nn.Dense(h0 * w0 * self.channels[-1], name="to_map")(h))
         h = h.reshape((z.shape[0], h0, w0, self.channels[-1]))
         for i, c in enumerate(reversed(self.channels[:-1])):
-            h = act(nn.ConvTranspose(c, (3, 3), strides=(2, 2), padding="SAME", name=f"deconv_{i}")(h))
-        h = nn.ConvTranspose(colors * self.num_params, (3, 3), strides=(2, 2), padding="SAME", name="out")(h)
+            h = act(conv.ConvTranspose(c, (3, 3), strides=(2, 2), padding="SAME", name=f"deconv_{i}")(h))
+        h = conv.ConvTranspose(colors * self.num_params, (3, 3), strides=(2, 2), padding="SAME", name="out")(h)
         return h.reshape((z.shape[0], height, width, colors, self.num_params))
 
 

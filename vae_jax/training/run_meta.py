@@ -55,10 +55,12 @@ def open_workdirs(workdirs, configs, data_meta: dict):
 
 def _record(workdir: str, config, data_meta: dict) -> None:
     import jax
+    import vae_jax.models.conv as conv
 
     _write_json_atomic(os.path.join(workdir, "config.json"), config_to_dict(config))
     meta = {"data": data_meta, "seed": config.seed, "versions": versions(),
             "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
+            "conv_impl": conv.impl(),
             "command": sys.argv, "started": datetime.datetime.now().isoformat(timespec="seconds")}
     _write_json_atomic(os.path.join(workdir, "run_meta.json"), meta)
 

@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 from vae_jax import checks
 from vae_jax.errors import ConfigError
+import vae_jax.models.conv as conv
 import vae_jax.models.distributions as D
 import vae_jax.models.nets as nets
 from vae_jax.models.families import register_family
@@ -55,9 +56,9 @@ class Block(nn.Module):
     @nn.compact
     def __call__(self, h):
         act = nets.get_activation(self.activation)
-        y = nn.Conv(self.mid, (1, 1), name="conv_in")(act(h))
-        y = nn.Conv(self.mid, (3, 3), name="conv_mid")(act(y))
-        y = nn.Conv(self.out, (1, 1), kernel_init=self.last_init, name="conv_out")(act(y))
+        y = conv.Conv(self.mid, (1, 1), name="conv_in")(act(h))
+        y = conv.Conv(self.mid, (3, 3), name="conv_mid")(act(y))
+        y = conv.Conv(self.out, (1, 1), kernel_init=self.last_init, name="conv_out")(act(y))
         return h + y if self.residual else y
 
 
@@ -112,16 +113,16 @@ class HVAE(nn.Module):
         small = nn.initializers.variance_scaling(1.0 / (2 * n_res), "fan_in", "normal")
         zeros = nn.initializers.zeros
         res = lambda: Block(self.width, mid, self.activation, small, residual=True)
-        self.stem = nn.Conv(self.width, (3, 3))
+        self.stem = conv.Conv(self.width, (3, 3))
         self.up = [res() for _ in range(n_res)]
         self.down = [res() for _ in range(n_res)]
         n_lat, c = len(self.latent_shapes), self.latent_channels
         self.prior_nets = [Block(2 * c + self.width, mid, self.activation, zeros) for _ in range(n_lat)]
         self.posterior_nets = [Block(2 * c, mid, self.activation, zeros) for _ in range(n_lat)]
-        self.z_proj = [nn.Conv(self.width, (1, 1), kernel_init=small) for _ in range(n_lat)]
+        self.z_proj = [conv.Conv(self.width, (1, 1), kernel_init=small) for _ in range(n_lat)]
         top = tuple(s >> (self.num_resolutions - 1) for s in self.image_shape[:2])
         self.top = self.param("top", zeros, top + (self.width,))
-        self.out = nn.Conv(self.image_shape[-1] * self._num_params, (1, 1))
+        self.out = conv.Conv(self.image_shape[-1] * self._num_params, (1, 1))
 
     # ------------------------------------------------------------------ the two passes
     def _bottom_up(self, x):
