@@ -157,3 +157,16 @@ def test_unroll_changes_no_number(tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         np.testing.assert_allclose(b[k], a[k], rtol=1e-5, err_msg=k)
+
+
+def test_progress_line_shows_the_loss_of_an_objective_without_elbo(capsys):
+    """The tasks' regressor has no ELBO: its progress line shows its loss, not 'neg_elbo nan'."""
+    cfg = SimpleNamespace(train=SimpleNamespace(nan_policy="stop", eval_every=1, checkpoint_every=1))
+    state = SimpleNamespace(step=np.int32(4), skipped=np.int32(0))
+
+    def epoch_fn(state, images, data_key, noise_key, hparams):
+        return state, {"loss": np.full(4, 0.25, np.float32), "finite": np.ones(4, bool)}
+    loop.run_epochs(epoch_fn, state, None, jax.random.PRNGKey(0), jax.random.PRNGKey(1), {},
+                    [loop.Member(cfg, label="regressor ")], 0, 1, 4, batch_size=2)
+    out = capsys.readouterr().out
+    assert "regressor epoch 1/1: train loss 0.2500" in out and "nan" not in out

@@ -138,6 +138,8 @@ def run_epochs(epoch_fn, state, images, data_keys, noise_keys, hparams, members:
                 if m.ckpt is not None and (epoch % m.config.train.checkpoint_every == 0 or last):
                     m.ckpt.save(epoch, st)
                 shown.append(row)
+            if f"train/{main_metric}" not in shown[0] and "train/loss" in shown[0]:
+                main_metric = "loss"   # objectives without an ELBO (the tasks' regressor) show their loss
             if bar is not None:
                 bar.set_postfix({k.replace("/", "_"): f"{v:.4g}" for k, v in shown[0].items()
                                  if k in (f"train/{main_metric}", f"test/{main_metric}")})
