@@ -10,6 +10,11 @@ encoder runs once per example and is not counted. Peak: a jitted 4096² f32 matm
 before and after in the same process. The full 10k test set takes 10000/examples times longer.
 
 Memory: the same evaluation for k=100 and k=5000 in fresh child processes; peak RSS from wait4.
+``--config path[:variant]`` measures the memory of that config's model instead (e.g. the conv VAE
+on colour photos, ``configs/vae_photos.py``), at ``--memory_k`` and ``--memory_examples``, with
+``--skip_throughput`` (the throughput's FLOP count is the MLP decoder's):
+
+    python bench/iwae_throughput.py --skip_throughput --config configs/vae_photos.py --memory_k 100,1000 --name iwae_photos
 """
 from __future__ import annotations
 
@@ -23,21 +28,33 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 
-def _setup(data_dir, examples):
+def _setup(data_dir, examples, config_spec=""):
     from vae_jax import models
     import vae_jax.evaluation.iwae as iwae
 
-    config, ds, model, keys = common.default_vae(data_dir, test_subset=examples)
+    if config_spec:
+        from vae_jax import config as config_lib, data as data_lib
+        import vae_jax.training.trainer as trainer
+        path, _, variant = config_spec.partition(":")
+        config = config_lib.load_config_file(path, variant or None)
+        if config.data.source == "idx":
+            config.data.dir = data_dir
+        config.data.test_subset = examples
+        config_lib.validate(config)
+        ds = data_lib.load(config.data)
+        model, keys = models.build_model(config.model, ds.image_shape), trainer.split_keys(config.seed)
+    else:
+        config, ds, model, keys = common.default_vae(data_dir, test_subset=examples)
     params = models.init_params(model, keys["init"], ds.image_shape)
-    x = iwae.evaluation_inputs(ds.test_images, keys["eval"], "dynamic", 100)
+    x = iwae.evaluation_inputs(ds.test_images, keys["eval"], config.data.binarization, 100)
     return model, params, x, keys["eval"]
 
 
-def child(data_dir, k, examples):
+def child(data_dir, k, examples, config_spec=""):
     """One evaluation in this process; prints a JSON line (for the memory comparison)."""
     import vae_jax.evaluation.iwae as iwae
 
-    model, params, x, key = _setup(data_dir, examples)
+    model, params, x, key = _setup(data_dir, examples, config_spec)
     t = time.perf_counter()
     r = iwae.iwae_dataset(model, params, x, key, num_samples=k, progress=False)
     print(json.dumps(dict(r, seconds=time.perf_counter() - t)))
@@ -70,30 +87,37 @@ def main(argv=None):
                    help="test images timed; a multiple of 100 (the batch), so the warm-up compiled their shape")
     p.add_argument("--child_k", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--skip_memory", action="store_true")
+    p.add_argument("--skip_throughput", action="store_true")
+    p.add_argument("--config", default="", help="path[:variant]: measure the memory of this config's model")
+    p.add_argument("--memory_k", default="100,5000", help="the two k of the memory comparison")
+    p.add_argument("--memory_examples", type=int, default=100, help="test images in each memory child")
+    p.add_argument("--name", default="iwae", help="results file bench/results/<name>.json")
     args = p.parse_args(argv)
     data_dir = common.data_dir(args.data_dir)
     if args.child_k:
-        return child(data_dir, args.child_k, args.examples)
+        return child(data_dir, args.child_k, args.examples, args.config)
 
-    result = {"machine": common.machine_description(), "load_avg": common.load_avg()}
-    result["throughput"] = t = throughput(data_dir, args.k, args.examples)
-    print(f"IWAE k={args.k} on {args.examples} examples: {t['seconds']:.1f} s, "
-          f"{t['achieved_flops'] / 1e9:.1f} GFLOP/s = {100 * t['fraction_of_peak']:.0f}% of the matmul peak "
-          f"({t['peak_flops'] / 1e9:.1f} GFLOP/s); full 10k test set ≈ {t['full_test_set_estimate_s']:.0f} s")
+    result = {"machine": common.machine_description(), "load_avg": common.load_avg(),
+              "command": " ".join(sys.argv), "config": args.config or "configs/vae_mnist.py"}
+    if not args.skip_throughput:
+        result["throughput"] = t = throughput(data_dir, args.k, args.examples)
+        print(f"IWAE k={args.k} on {args.examples} examples: {t['seconds']:.1f} s, "
+              f"{t['achieved_flops'] / 1e9:.1f} GFLOP/s = {100 * t['fraction_of_peak']:.0f}% of the matmul peak "
+              f"({t['peak_flops'] / 1e9:.1f} GFLOP/s); full 10k test set ≈ {t['full_test_set_estimate_s']:.0f} s")
     if not args.skip_memory:
-        mem = {}
-        for k in (100, 5000):
+        mem, ks = {}, [int(k) for k in args.memory_k.split(",")]
+        for k in ks:
             cmd = [common.python(), os.path.abspath(__file__), "--data_dir", data_dir, "--child_k", str(k),
-                   "--examples", "100"]
+                   "--examples", str(args.memory_examples), "--config", args.config]
             rc, wall, rss = common.run_timed(cmd)
             if rc != 0:
                 raise RuntimeError(f"{' '.join(cmd)} failed (rc {rc})")
-            mem[k] = rss
-            print(f"IWAE k={k} on 100 examples: peak RSS {rss:.0f} MiB ({wall:.1f} s)")
-        result["memory_peak_rss_mib"] = mem
-        result["memory_ratio_k5000_vs_k100"] = mem[5000] / mem[100]
-        print(f"peak RSS k=5000 / k=100: {mem[5000] / mem[100]:.2f}x")
-    print("saved", common.save_result("iwae", result))
+            mem[k] = {"peak_rss_mib": rss, "wall_s": wall}
+            print(f"IWAE k={k} on {args.memory_examples} examples: peak RSS {rss:.0f} MiB ({wall:.1f} s)")
+        result["memory"] = mem
+        result["memory_ratio"] = mem[ks[-1]]["peak_rss_mib"] / mem[ks[0]]["peak_rss_mib"]
+        print(f"peak RSS k={ks[-1]} / k={ks[0]}: {result['memory_ratio']:.2f}x")
+    print("saved", common.save_result(args.name, result))
 
 
 if __name__ == "__main__":

@@ -99,3 +99,16 @@ def test_iwae_rejects_non_vae():
     model = models.AE((), (), 2, (4, 4, 1), activation="identity")
     with pytest.raises(ValueError, match="VAE"):
         iwae.iwae_dataset(model, {}, np.zeros((2, 4, 4, 1), np.float32), jax.random.PRNGKey(0), 4, progress=False)
+
+
+def test_default_chunk_bounds_decoder_values_not_rows():
+    """MNIST keeps its 10,000-row chunks; a 32×32×3 image gets as many values per chunk, not as
+    many rows (memory flat in k and the same size for both)."""
+    assert iwae.default_chunk(5000, 100, 784) == 100
+    assert iwae.default_chunk(5000, 100, 32 * 32 * 3) == 25            # 2,552 rows → 25 samples of 100
+    assert iwae.default_chunk(1000, 100, 32 * 32 * 3) == 25
+    assert iwae.default_chunk(29, 100, 32 * 32 * 3) == 1                # a prime k above 25: one at a time
+    assert iwae.default_chunk(5000, 20000, 784) == 1                    # batch above the budget: 1 sample
+    for k, b, d in [(5000, 100, 3072), (1000, 64, 784), (64, 3, 12288)]:
+        c = iwae.default_chunk(k, b, d)
+        assert k % c == 0 and (c * b * d <= iwae.DECODER_VALUES or c == 1)

@@ -33,11 +33,14 @@ def log_weights(model, params, x, key, num_samples: int):
     return protocol.log_weights(model, params, x, key, num_samples)[0]
 
 
-# Decoder rows per chunk. The chunk's logits ([rows, 784] float32) are written by the last matmul and
-# read again by the log-likelihood: at 10,000 rows (31 MB) they stay in this CPU's 32 MB L3 cache,
-# at 50,000 (157 MB) they go to memory. k=5000 on 100 test images: 174.0 GFLOP/s at 10,000 rows
-# against 88.1 at 50,000 (BENCHMARKS.md, past measurements; 2-core CPU).
+# Decoder output values per chunk (rows × pixel values). On MNIST, 10,000 rows of logits ([rows, 784]
+# float32, 31 MB) are written by the last matmul and read again by the log-likelihood: they stay in
+# this CPU's 32 MB L3 cache, 50,000 rows (157 MB) go to memory. k=5000 on 100 test images: 174.0
+# GFLOP/s at 10,000 rows against 88.1 at 50,000 (BENCHMARKS.md, past measurements; 2-core CPU).
+# Bounding values rather than rows keeps a 32×32×3 image's chunk as small (2,552 rows), so the
+# memory stays flat in k for colour images too.
 DECODER_ROWS = 10_000
+DECODER_VALUES = DECODER_ROWS * 784
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_samples", "chunk"))
@@ -70,17 +73,23 @@ def evaluation_inputs(images_u8, key, binarization: str, batch_size: int) -> np.
     return np.concatenate([np.asarray(x) for x in xs])[: len(images_u8)]
 
 
+def default_chunk(num_samples: int, batch_size: int, pixel_values: int) -> int:
+    """The largest divisor of k with chunk·batch·pixel values ≤ ``DECODER_VALUES`` (at least 1)."""
+    rows = max(DECODER_VALUES // pixel_values, batch_size)
+    return max(c for c in range(1, num_samples + 1) if num_samples % c == 0 and c * batch_size <= rows)
+
+
 def iwae_dataset(model, params, x: np.ndarray, key, num_samples: int = 5000, batch_size: int = 100,
                  chunk: int | None = None, progress: bool = True) -> dict:
     """L_k over a float dataset x [N, ...] (e.g. from ``evaluation_inputs``), averaged over N.
 
-    ``chunk`` defaults to the largest divisor of k with chunk·batch ≤ ``DECODER_ROWS``."""
+    ``chunk`` defaults to the largest divisor of k with chunk·batch·pixel values ≤
+    ``DECODER_VALUES`` (at least one sample per chunk)."""
     if not model.is_vae:
         raise ValueError(f"iwae: the importance-weighted bound needs a latent-variable model (a VAE "
                          f"family); {type(model).__name__} has no q(z|x)")
     if chunk is None:
-        chunk = max(c for c in range(1, num_samples + 1)
-                    if num_samples % c == 0 and c * batch_size <= max(DECODER_ROWS, batch_size))
+        chunk = default_chunk(num_samples, min(batch_size, len(x)), int(np.prod(x.shape[1:])))
     n = len(x)
     batches, mask = eval_lib.pad_batches(np.asarray(x), min(batch_size, n))
     bar = None

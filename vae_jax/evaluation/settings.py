@@ -12,7 +12,7 @@ def eval_config() -> ml_collections.ConfigDict:
     e.iwae = True                # False: skip the IWAE bound (keeps any nll_iwae already in eval.json)
     e.iwae_k = 5000              # importance samples per test example (Burda et al. use 5000)
     e.iwae_batch_size = 100      # test examples per jitted IWAE call (one progress-bar tick)
-    e.iwae_chunk = 0             # samples per decoder call; 0: largest divisor of k with chunk·batch ≤ 50k
+    e.iwae_chunk = 0             # samples per decoder call; 0: largest divisor of k with chunk·batch·pixels ≤ 7.84M (iwae.DECODER_VALUES)
     e.fid = True
     e.fid_num_samples = 10000    # prior samples (and real images for the floor) in each Fréchet distance
     e.classifier_channels = 32   # feature CNN (classifier.py); part of its cache key
