@@ -9,7 +9,15 @@ Gaussian with a learned σ, continuous Bernoulli, dequantized Gaussian (learned 
 values is not trained: the package refuses it (it is not a density on [0, 1]; its normalized form is
 the continuous Bernoulli, which is in the table). Measures test bits/dim, the sharpness of prior
 samples and test reconstructions (variance of the Laplacian of the luminance, as a ratio to the
-test images) and writes sample / reconstruction grids, results.json / results.md and the README table.
+test images), the Fréchet distance of prior samples to the test patches and writes sample /
+reconstruction grids, results.json / results.md and the README table.
+
+The Fréchet distance's features: the photo set has no class labels, so the evaluation CNN
+(vae_jax/evaluation/classifier.py) learns which training photo a patch was cut from (5 photos,
+each at 3 scales), on 90 % of the training patches (its accuracy is measured on the other 10 %).
+Its penultimate features respond to colour, texture and scale — what blur changes — but they are
+not Inception features and the test photos are never among its classes; the real-data floor
+(training patches vs test patches, same count) is printed beside the scores.
 """
 from __future__ import annotations
 
@@ -23,6 +31,8 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import _shared  # noqa: E402
+import vae_jax.evaluation.classifier as clf_lib  # noqa: E402
+import vae_jax.evaluation.fid as fid  # noqa: E402
 from vae_jax import config as config_lib, data as data_lib, models  # noqa: E402
 from vae_jax.report.plots import _plt, image_grid  # noqa: E402
 import vae_jax.training.trainer as trainer  # noqa: E402
@@ -36,6 +46,8 @@ LIKELIHOODS = {  # name -> (label, data.binarization, what its bits/dim are)
     "discretized_mix_logistic": ("discretized logistic mixture", "none", "bound"),
 }
 LOG2_255 = float(np.log2(255.0))
+CLF_SPEC = dict(channels=16, features=64, epochs=8)
+CLF_HELD_OUT = 0.1
 N_SHOW = 10
 
 
@@ -67,8 +79,8 @@ def make_config(lik, binarization, args):
 
 
 def main():
-    p = _shared.parser("likelihood_blur_colour", __doc__, epochs=4)
-    p.add_argument("--train_subset", type=int, default=2048, help="training patches used (default 2048)")
+    p = _shared.parser("likelihood_blur_colour", __doc__, epochs=8)
+    p.add_argument("--train_subset", type=int, default=6540, help="training patches used (default 6540: all)")
     args = _shared.parse(p)
     t_start = time.perf_counter()
     rows, recon_show, sample_show, x_ref = [], [], [], None
@@ -81,6 +93,8 @@ def main():
         if x_ref is None:
             x_ref = ds.test_images.astype(np.float32) / 255.0
             ref_lap = laplacian_variance(x_ref).mean()
+            clf = clf_lib.get_classifier(_photo_source_task(ds), clf_lib.ClassifierSpec(**CLF_SPEC))
+            floor = fid.real_data_floor(clf, ds.train_images, ds.test_images)
         key = trainer.split_keys(cfg.seed)["eval"]
         x_in = data_lib.to_float(jnp.asarray(ds.test_images), binarization, key)
         recon = np.clip(np.asarray(jax.jit(lambda q, v: models.reconstruct(model, q, v))(params, x_in)), 0, 1)
@@ -92,6 +106,7 @@ def main():
                      "recon_mse": float(np.mean((recon - x_ref) ** 2)),
                      "recon_lapvar": float(laplacian_variance(recon).mean() / ref_lap),
                      "sample_lapvar": float(laplacian_variance(samples).mean() / ref_lap),
+                     "sample_fd": fid.fid(clf, samples, x_ref), "recon_fd": fid.fid(clf, recon, x_ref),
                      "active_units": m.get("active_units"), "train_seconds": m["train_seconds"]})
         recon_show.append(recon[:N_SHOW])
         sample_show.append(samples[:N_SHOW])
@@ -104,20 +119,38 @@ def main():
     columns = [("likelihood", "likelihood", "s"), ("bits_per_dim", "test −ELBO bits/dim (as reported)", ".3f"),
                ("bits_per_dim_8bit", "≈ 8-bit bits/dim", ".3f"), ("recon_mse", "recon. MSE", ".4f"),
                ("recon_lapvar", "recon. Laplacian-var ratio", ".2f"),
-               ("sample_lapvar", "sample Laplacian-var ratio", ".2f"), ("active_units", "active units", "d"),
+               ("sample_lapvar", "sample Laplacian-var ratio", ".2f"),
+               ("sample_fd", f"sample FD ({len(x_ref)} vs test)", ".2f"), ("recon_fd", "recon. FD", ".2f"),
+               ("active_units", "active units", "d"),
                ("train_seconds", "train s", ".0f")]
     table = _shared.markdown_table(rows, columns)
     table += (f"\n\nbits/dim = −ELBO / (3072·ln 2) on the {len(x_ref)} test patches (two photos never seen in training). "
               "For the discretized mixture and the dequantized Gaussian it bounds the code length of the 8-bit "
               "pixels; for the three densities on x = v/255 it is −log₂ of a density, and the '≈ 8-bit' column "
               "adds log₂ 255 (midpoint rule over a bin), an approximation, not a bound. Laplacian-variance ratios "
-              "are model images over test images (1 = as sharp as the data), on the luminance.")
-    protocol = {"command": "python experiments/likelihood_blur_colour/run.py",
+              "are model images over test images (1 = as sharp as the data), on the luminance. "
+              f"FD: Fréchet distance on the features of a CNN trained to tell the training photos apart "
+              f"(held-out accuracy {clf.test_accuracy:.3f}); real-data floor (first {len(x_ref)} training "
+              f"patches vs the {len(x_ref)} test patches): {floor:.2f}.")
+    protocol = {"command": " ".join(["python experiments/likelihood_blur_colour/run.py"] + sys.argv[1:]),
                 "data": f"data.source='photos' (32x32x3), first {args.train_subset} training patches, {len(x_ref)} test patches",
                 "model": "conv VAE, conv (16, 32), dense 128, latent 16, ReLU, mixture K=5 (configs/vae_photos.py, shrunk)",
                 "train": f"{args.epochs} epochs, batch 64, Adam 1e-3, seed 0",
+                "fd": "Fréchet distance on the penultimate features of vae_jax.evaluation.classifier's CNN, "
+                      f"spec {CLF_SPEC}, trained to tell the 5 training photos apart on {100 - 100 * CLF_HELD_OUT:.0f}% "
+                      "of the training patches (not Inception)",
+                "fd_floor": floor, "classifier_held_out_accuracy": clf.test_accuracy,
                 "wall_seconds": time.perf_counter() - t_start, "jax_devices": [str(d) for d in jax.devices()]}
     _shared.write_results(HERE, args, rows, table, protocol)
+
+
+def _photo_source_task(ds):
+    """The classifier's task: which training photo a patch came from; its 'test' split is a
+    held-out 10 % of the training patches (the test photos are not among its classes)."""
+    import dataclasses
+    n_held = int(len(ds.train_images) * CLF_HELD_OUT)
+    return dataclasses.replace(ds, train_images=ds.train_images[n_held:], train_labels=ds.train_labels[n_held:],
+                               test_images=ds.train_images[:n_held], test_labels=ds.train_labels[:n_held])
 
 
 def _grid_figure(rows, labels, title, path):
