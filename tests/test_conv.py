@@ -106,16 +106,21 @@ def test_matmul_conv_equals_xla_values_and_gradients(monkeypatch, k, stride, pad
         np.testing.assert_allclose(d, d_ref, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("k,stride", [(3, 2), (4, 2), (3, 1), (5, 3)])
-def test_conv_transpose_is_flax_conv_transpose(monkeypatch, k, stride):
+@pytest.mark.parametrize("k,stride,padding", [(3, 2, "SAME"), (4, 2, "SAME"), (3, 1, "SAME"), (5, 3, "SAME"),
+                                              (3, 2, "VALID"), (2, 2, "VALID")])
+def test_conv_transpose_is_flax_conv_transpose(monkeypatch, k, stride, padding):
     """conv.ConvTranspose: the same parameters and the same function as nn.ConvTranspose, in both
-    forms (a checkpoint of either loads in the other)."""
+    forms (a checkpoint of either loads in the other); with the output split by phase where the
+    output divides into equal phases (SAME; VALID 2×2/2), the general slices otherwise (VALID 3×3/2)."""
     x = jax.random.normal(jax.random.PRNGKey(0), (2, 7, 6, 4))
-    ref = nn.ConvTranspose(5, (k, k), strides=(stride, stride), padding="SAME")
+    ref = nn.ConvTranspose(5, (k, k), strides=(stride, stride), padding=padding)
     params = ref.init(jax.random.PRNGKey(1), x)
+    pads = tuple(conv.transpose_padding(k, stride, padding) for _ in range(2))
+    by_phase = conv._by_output_phase(x, params["params"]["kernel"], (stride, stride), pads, None)
+    assert (by_phase is None) == (stride > 1 and (k, padding) == (3, "VALID")) or stride == 1
     for form in ("xla", "matmul"):
         monkeypatch.setenv(conv.ENV, form)
-        ours = conv.ConvTranspose(5, (k, k), strides=(stride, stride), padding="SAME")
+        ours = conv.ConvTranspose(5, (k, k), strides=(stride, stride), padding=padding)
         assert jax.tree.map(jnp.shape, ours.init(jax.random.PRNGKey(1), x)) == jax.tree.map(jnp.shape, params)
         np.testing.assert_allclose(ours.apply(params, x), ref.apply(params, x), rtol=1e-5, atol=1e-5)
 

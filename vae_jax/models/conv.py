@@ -73,6 +73,11 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
         in_size = [(n - 1) * d + 1 for n, d in zip(lhs.shape[1:3], ld)]
         k_size = [(k - 1) * d + 1 for k, d in zip((kh, kw), rd)]
         padding = lax.padtype_to_pads(in_size, k_size, s, padding)
+    padding = tuple(tuple(p) for p in padding)
+    if ld != (1, 1) and s == (1, 1) and rd == (1, 1):
+        out = _by_output_phase(lhs, rhs, ld, padding, precision)
+        if out is not None:
+            return out
     (ph0, ph1), (pw0, pw1) = padding
     # Input dilation is interior padding; negative pads crop, as in lax.
     x = lax.pad(lhs, jnp.zeros((), lhs.dtype), [(0, 0, 0), (ph0, ph1, ld[0] - 1), (pw0, pw1, ld[1] - 1), (0, 0, 0)])
@@ -85,6 +90,54 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
             for i in range(kh) for j in range(kw)]
     patches = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
     return jnp.dot(patches, rhs.reshape(kh * kw * cin, cout), precision=precision)
+
+
+def _phases(k: int, d: int, p0: int) -> list[tuple[int, int]]:
+    """Per output phase r (output index o ≡ r mod d) of a stride-1 convolution over an input
+    dilated by d and padded by p0 in front: the first kernel tap that lands on a real input value,
+    and the input offset of that tap at o = r (taps t0, t0 + d, ... read inputs off, off + 1, ...)."""
+    out = []
+    for r in range(d):
+        t0 = (p0 - r) % d
+        out.append((t0, (r + t0 - p0) // d))
+    return out
+
+
+def _by_output_phase(lhs, rhs, ld, padding, precision):
+    """A convolution of the ``ld``-dilated input (a transposed convolution) as one smaller
+    convolution per output phase over the undilated input, interleaved: the taps that would meet
+    the dilation's zeros are never multiplied (3 of 4 tap-and-phase pairs for 3×3, stride 2).
+    None when the output does not split into equal phases (the caller then takes the general path)."""
+    kh, kw, cin, cout = rhs.shape
+    b, n = lhs.shape[0], lhs.shape[1:3]
+    out = [(m - 1) * d + 1 + p0 + p1 - k + 1 for m, d, (p0, p1), k in zip(n, ld, padding, (kh, kw))]
+    if any(o <= 0 or o % d for o, d in zip(out, ld)):
+        return None
+    q = [o // d for o, d in zip(out, ld)]
+    ph_h, ph_w = _phases(kh, ld[0], padding[0][0]), _phases(kw, ld[1], padding[1][0])
+
+    def pads(ph, k, d, qn, m):
+        taps = [len(range(t0, k, d)) for t0, _ in ph]
+        lo = max(0, -min(off for _, off in ph))
+        hi = max(0, max(qn - 1 + off + t - 1 for (_, off), t in zip(ph, taps) if t) - (m - 1))
+        return lo, hi
+    (lo_h, hi_h), (lo_w, hi_w) = pads(ph_h, kh, ld[0], q[0], n[0]), pads(ph_w, kw, ld[1], q[1], n[1])
+    x = jnp.pad(lhs, ((0, 0), (lo_h, hi_h), (lo_w, hi_w), (0, 0)))
+    rows = []
+    for t0h, off_h in ph_h:
+        row = []
+        for t0w, off_w in ph_w:
+            w = rhs[t0h::ld[0], t0w::ld[1]]          # the taps of this phase, [mh, mw, cin, cout]
+            if w.shape[0] == 0 or w.shape[1] == 0:
+                row.append(jnp.zeros((b, q[0], q[1], cout), lhs.dtype))
+                continue
+            cols = [x[:, lo_h + off_h + i: lo_h + off_h + i + q[0], lo_w + off_w + j: lo_w + off_w + j + q[1], :]
+                    for i in range(w.shape[0]) for j in range(w.shape[1])]
+            patches = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
+            row.append(jnp.dot(patches, w.reshape(-1, cout), precision=precision))
+        rows.append(jnp.stack(row, axis=3))          # [B, qh, qw, phases_w, C]
+    y = jnp.stack(rows, axis=2)                      # [B, qh, phases_h, qw, phases_w, C]
+    return y.reshape(b, q[0] * ld[0], q[1] * ld[1], cout)
 
 
 def Conv(features: int, kernel_size: Sequence[int], strides: Sequence[int] = (1, 1), padding="SAME",
