@@ -16,7 +16,9 @@ the choice in run_meta.json (``conv_impl``).
 
 A transposed convolution (the decoders' upsampling) is ``nn.Conv`` with ``input_dilation``: the
 same function and the same parameters as ``nn.ConvTranspose`` (kernel [kh, kw, in, out], not
-flipped), so both forms share one module and checkpoints of either load in the other.
+flipped), so both forms share one module and checkpoints of either load in the other. In the
+matmul form it is computed per output phase over the undilated input (``_by_output_phase``), so no
+tap is multiplied by the dilation's zeros: 3 of every 4 for a 3×3 stride-2 layer.
 """
 from __future__ import annotations
 
