@@ -1,6 +1,7 @@
 """Where the training step spends its time, op by op, from a JAX profiler trace of one epoch.
 
     python bench/profile_step.py [--data_dir DIR] [--subset 12800] [--top 30]
+    python bench/profile_step.py --config configs/iwae_two_layer.py --batch_size 512   # any config
 
 Runs the trainer's jitted scan epoch (``trainer.make_epoch``) once to compile, then once under
 ``jax.profiler.trace`` with XLA:CPU's per-thunk trace events on (``--xla_cpu_enable_xprof_traceme``,
@@ -30,6 +31,7 @@ def main(argv=None):
     p.add_argument("--subset", type=int, default=12800)
     p.add_argument("--batch_size", type=int, default=128)
     p.add_argument("--top", type=int, default=30)
+    p.add_argument("--config", default="", help="path[:variant] of another config (default: the 784-500-20 VAE)")
     args = p.parse_args(argv)
 
     import jax
@@ -37,7 +39,18 @@ def main(argv=None):
 
     import vae_jax.training.trainer as trainer
 
-    config, ds, model, keys = common.default_vae(args.data_dir, args.subset, args.batch_size)
+    if args.config:
+        from vae_jax import config as config_lib, data as data_lib, models
+        path, _, variant = args.config.partition(":")
+        config = config_lib.load_config_file(path, variant or None)
+        if config.data.source == "idx":
+            config.data.dir = common.data_dir(args.data_dir)
+        config.data.train_subset, config.train.batch_size = args.subset, args.batch_size
+        config_lib.validate(config)
+        ds = data_lib.load(config.data)
+        model, keys = models.build_model(config.model, ds.image_shape), trainer.split_keys(config.seed)
+    else:
+        config, ds, model, keys = common.default_vae(args.data_dir, args.subset, args.batch_size)
     images, hparams = jax.device_put(ds.train_images), trainer.hparams_of(config)
     epoch, steps = trainer.make_epoch(model, config, len(images))
     state = trainer.init_model_state(config, model, keys["init"], ds.image_shape, ds.train_images, steps)
