@@ -4,7 +4,8 @@ real photographs, discretized mixture of logistics, reported in bits/dim.
 Bottom-up and top-down residual conv blocks over 32 → 16 → 8 → 4, two blocks per resolution,
 a spatial latent of 4 channels in every top-down block at 4×4, 8×8 and 16×16 (six layers). The
 data are the offline colour set of configs/vae_photos.py (data.source='photos'); train both for
-the same epochs to compare their bits/dim.
+the same epochs to compare their bits/dim. Like vae_photos (train.evaluate_after), the training
+command also evaluates the finished run: eval.json holds nll_iwae in nats and bits/dim.
 
     python -m vae_jax.main --config=configs/hvae_photos.py --workdir=runs/hvae_photos
     python -m vae_jax.main --mode=evaluate --workdir=runs/hvae_photos

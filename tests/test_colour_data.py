@@ -187,15 +187,15 @@ def test_bits_per_dim_of_a_fair_coin_decoder_is_one_bit_plus_the_rate():
 
 @pytest.mark.slow
 def test_cli_trains_and_evaluates_photos(tmp_path):
-    """configs/vae_photos.py:tiny end to end: eval.json holds bits/dim, then nll_iwae in nats and bits/dim."""
+    """configs/vae_photos.py:tiny end to end, the training command alone (train.evaluate_after):
+    eval.json holds bits/dim and nll_iwae in nats and bits/dim."""
     import json
     import subprocess
     import sys
     w = str(tmp_path / "w")
     root = config_lib.sibling(__file__, "..")
-    for args in (["--config=configs/vae_photos.py:tiny"], ["--mode=evaluate"]):
-        subprocess.run([sys.executable, "-m", "vae_jax.main", f"--workdir={w}"] + args, cwd=root, check=True,
-                       timeout=900)
+    subprocess.run([sys.executable, "-m", "vae_jax.main", f"--workdir={w}", "--config=configs/vae_photos.py:tiny"],
+                   cwd=root, check=True, timeout=900)
     ev = json.load(open(f"{w}/eval.json"))
     d = 32 * 32 * 3
     np.testing.assert_allclose(ev["bits_per_dim"], ev["neg_elbo"] / (d * math.log(2)), rtol=1e-6)

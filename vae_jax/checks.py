@@ -40,3 +40,9 @@ def int_tuple(cfg, path, allow_empty=True):
     if (not isinstance(v, (tuple, list)) or (not v and not allow_empty)
             or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in v)):
         raise ConfigError(f"{path}: {v!r} must be a tuple of positive integers, e.g. (500,)")
+
+
+def boolean(cfg, path):
+    v = get(cfg, path)
+    if not isinstance(v, bool):
+        raise ConfigError(f"{path}: {v!r} must be True or False")

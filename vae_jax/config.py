@@ -97,6 +97,7 @@ def base_config() -> ml_collections.ConfigDict:
     #                                 latency-bound small-batch steps on GPU/TPU, the numbers are the same
     c.train.data_parallel = "auto"  # auto | on | off: split batches over all devices (training/parallel.py)
     c.train.progress = True
+    c.train.evaluate_after = False  # True: the CLI evaluates the finished run as --mode=evaluate does
     c.train.tensorboard = True
 
     c.report = ml_collections.ConfigDict()

@@ -65,6 +65,12 @@ def run_mode(mode: str, config, workdir: str):
         run = getattr(importlib.import_module(module), fn)
         if mode in CLAIMING_MODES:
             result = run(config, workdir)
+            if mode == "train" and config.train.get("evaluate_after") and jax.process_index() == 0:
+                # train.evaluate_after: the finished run evaluated as --mode=evaluate would (its
+                # eval.* settings: diagnostics, nll_iwae in nats and bits/dim, FD when eval.fid).
+                import vae_jax.evaluation.run as evaluation
+                with workdir_lib.hold(workdir):
+                    result = evaluation.run_evaluate(None, workdir)
         else:
             with workdir_lib.hold(workdir):
                 result = run(config, workdir)
@@ -116,6 +122,10 @@ def main(argv):
               "(start it once, without VAE_JAX_DISTRIBUTED)", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     config = FLAGS.config
+    if jax.process_count() > 1 and config is not None and config.get("train", {}).get("evaluate_after"):
+        print("error: train.evaluate_after: evaluation runs in one process; set it False for a run over "
+              f"{jax.process_count()} processes and evaluate afterwards with --mode=evaluate", file=sys.stderr)
+        sys.exit(EXIT_BAD_INPUT)
     if FLAGS.iwae_k is not None:
         if FLAGS.mode != "evaluate":
             print(f"error: --iwae_k: applies to --mode=evaluate only (got --mode={FLAGS.mode})", file=sys.stderr)

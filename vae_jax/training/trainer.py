@@ -66,6 +66,7 @@ def validate(cfg, defaults) -> None:
     for f in ("epochs", "batch_size", "eval_every", "checkpoint_every", "eval_batch_size"):
         checks.positive_int(cfg, f"train.{f}")
     checks.choice(cfg, "train.nan_policy", NAN_POLICIES)
+    checks.boolean(cfg, "train.evaluate_after")
     checks.choice(cfg, "train.data_parallel", ("auto", "on", "off"))
 
 

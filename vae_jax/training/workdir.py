@@ -40,7 +40,7 @@ MISMATCH_POLICIES = ("refuse", "overwrite", "resume")
 # the data itself is compared by its fingerprint).
 RESUMABLE_FIELDS = ("train.epochs", "train.progress", "train.tensorboard", "train.eval_every", "train.unroll",
                     "train.checkpoint_every", "train.eval_batch_size", "report", "data.dir",
-                    "tasks")  # settings of the post-training task modes
+                    "tasks", "eval", "train.evaluate_after")  # settings of what runs after training
 
 # Set from the command line (``--on_config_mismatch``); library callers may set it too.
 on_config_mismatch = "refuse"
