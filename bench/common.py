@@ -158,6 +158,25 @@ def default_vae(data_dir_arg, train_subset: int = 0, batch_size: int = 128, test
     return config, ds, model, trainer.split_keys(config.seed)
 
 
+def config_setup(spec: str, data_dir_arg, **fields):
+    """Any config by ``path[:variant]`` (its MNIST directory set when it reads one) with
+    ``fields`` set (dotted names, e.g. ``**{"train.batch_size": 512}``): (config, dataset, model,
+    keys), like ``default_vae``."""
+    from vae_jax import config as config_lib, data as data_lib, models
+    import vae_jax.training.trainer as trainer
+
+    path, _, variant = spec.partition(":")
+    config = config_lib.load_config_file(path, variant or None)
+    if config.data.source == "idx":
+        config.data.dir = data_dir(data_dir_arg)
+    for name, value in fields.items():
+        section, field = name.split(".")
+        config[section][field] = value
+    config_lib.validate(config)
+    ds = data_lib.load(config.data)
+    return config, ds, models.build_model(config.model, ds.image_shape), trainer.split_keys(config.seed)
+
+
 # ---------------------------------------------------------------------------- FLOPs and the peak
 def forward_matmul_flops(params) -> int:
     """2·in·out summed over every 2-D ``kernel`` in the parameter tree (per example)."""

@@ -33,16 +33,7 @@ def _setup(data_dir, examples, config_spec=""):
     import vae_jax.evaluation.iwae as iwae
 
     if config_spec:
-        from vae_jax import config as config_lib, data as data_lib
-        import vae_jax.training.trainer as trainer
-        path, _, variant = config_spec.partition(":")
-        config = config_lib.load_config_file(path, variant or None)
-        if config.data.source == "idx":
-            config.data.dir = data_dir
-        config.data.test_subset = examples
-        config_lib.validate(config)
-        ds = data_lib.load(config.data)
-        model, keys = models.build_model(config.model, ds.image_shape), trainer.split_keys(config.seed)
+        config, ds, model, keys = common.config_setup(config_spec, data_dir, **{"data.test_subset": examples})
     else:
         config, ds, model, keys = common.default_vae(data_dir, test_subset=examples)
     params = models.init_params(model, keys["init"], ds.image_shape)

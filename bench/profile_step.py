@@ -40,15 +40,8 @@ def main(argv=None):
     import vae_jax.training.trainer as trainer
 
     if args.config:
-        from vae_jax import config as config_lib, data as data_lib, models
-        path, _, variant = args.config.partition(":")
-        config = config_lib.load_config_file(path, variant or None)
-        if config.data.source == "idx":
-            config.data.dir = common.data_dir(args.data_dir)
-        config.data.train_subset, config.train.batch_size = args.subset, args.batch_size
-        config_lib.validate(config)
-        ds = data_lib.load(config.data)
-        model, keys = models.build_model(config.model, ds.image_shape), trainer.split_keys(config.seed)
+        config, ds, model, keys = common.config_setup(args.config, args.data_dir, **{
+            "data.train_subset": args.subset, "train.batch_size": args.batch_size})
     else:
         config, ds, model, keys = common.default_vae(args.data_dir, args.subset, args.batch_size)
     images, hparams = jax.device_put(ds.train_images), trainer.hparams_of(config)

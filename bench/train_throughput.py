@@ -94,16 +94,7 @@ def bare_epoch(data_dir: str, batch_size: int, epochs: int, config_spec: str = "
     import vae_jax.training.trainer as trainer
 
     if config_spec:
-        from vae_jax import config as config_lib, data as data_lib, models
-        path, _, variant = config_spec.partition(":")
-        config = config_lib.load_config_file(path, variant or None)
-        if config.data.source == "idx":
-            config.data.dir = data_dir
-        config.train.batch_size = batch_size
-        config_lib.validate(config)
-        ds = data_lib.load(config.data)
-        model = models.build_model(config.model, ds.image_shape)
-        keys = trainer.split_keys(config.seed)
+        config, ds, model, keys = common.config_setup(config_spec, data_dir, **{"train.batch_size": batch_size})
     else:
         config, ds, model, keys = common.default_vae(data_dir, 0, batch_size)
     n = len(ds.train_images)
