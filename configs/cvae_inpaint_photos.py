@@ -32,7 +32,7 @@ def get_config(arg=None):
     c.model.num_mixtures = 3
     # A 2-core-CPU budget (experiments/inpainting --colour: about 10 minutes with everything, on 2
     # shared cores): MLP encoder/decoder (the conv net of vae_photos trained at ~30 patches/s here
-    # with XLA:CPU's convolutions, before vae_jax/models/conv.py made it ~6x faster,
+    # with XLA:CPU's convolutions, before vae_jax/models/conv.py made it ≈ 10x faster per epoch,
     # and the per-image posterior fit decodes opt_steps x opt_mc_samples x images), 4,096 training
     # patches, 6 epochs. On a GPU: --config.model.net=conv, data.train_subset=0 (all 6,540),
     # more epochs and the task sizes of the MNIST config.

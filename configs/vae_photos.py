@@ -34,8 +34,10 @@ def get_config(arg=None):
     c.train.eval_batch_size = 500
     c.train.eval_every = 5
     c.train.checkpoint_every = 10
-    # The Fréchet distance's feature classifier learns the data's labels; here a label is the
-    # photo a patch came from, and the test photos are never in training: no meaningful features.
+    # The evaluator's Fréchet distance trains its feature classifier on the data's labels and scores
+    # it on the test labels; here a label is the photo a patch came from and the test photos are
+    # other photos, so that score means nothing. experiments/likelihood_blur_colour computes the FD
+    # with a classifier scored on held-out training patches instead.
     c.eval.fid = False
     c.eval.iwae_k = 100                # ≈ 1.5 min for the 495 test patches on 2 CPU cores
     c.train.evaluate_after = True

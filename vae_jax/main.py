@@ -65,9 +65,10 @@ def run_mode(mode: str, config, workdir: str):
         run = getattr(importlib.import_module(module), fn)
         if mode in CLAIMING_MODES:
             result = run(config, workdir)
-            if mode == "train" and config.train.get("evaluate_after") and jax.process_index() == 0:
-                # train.evaluate_after: the finished run evaluated as --mode=evaluate would (its
-                # eval.* settings: diagnostics, nll_iwae in nats and bits/dim, FD when eval.fid).
+            if mode == "train" and config.train.get("evaluate_after"):
+                # train.evaluate_after (one process: main refuses it over several): the finished run
+                # evaluated as --mode=evaluate would (its eval.* settings: diagnostics, nll_iwae in
+                # nats and bits/dim, FD when eval.fid).
                 import vae_jax.evaluation.run as evaluation
                 with workdir_lib.hold(workdir):
                     result = evaluation.run_evaluate(None, workdir)
@@ -109,8 +110,9 @@ def main(argv):
               file=sys.stderr)
         sys.exit(2)
     import vae_jax.models.conv as conv
-    if conv.check_env():
-        print(f"error: {conv.check_env()}", file=sys.stderr)
+    bad_conv_env = conv.check_env()
+    if bad_conv_env:
+        print(f"error: {bad_conv_env}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     import vae_jax.training.workdir as workdir_lib
     workdir_lib.set_mismatch_policy(FLAGS.on_config_mismatch)

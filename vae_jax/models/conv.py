@@ -55,10 +55,23 @@ def impl() -> str:
 
 
 def _is_nhwc(dimension_numbers, ndim: int) -> bool:
-    if ndim != 4:
-        return False
-    return lax.conv_dimension_numbers((1,) * 4, (1,) * 4, _NHWC) == lax.conv_dimension_numbers(
-        (1,) * 4, (1,) * 4, dimension_numbers) if dimension_numbers is not None else False
+    one = (1,) * 4
+    return (ndim == 4 and dimension_numbers is not None and lax.conv_dimension_numbers(one, one, dimension_numbers)
+            == lax.conv_dimension_numbers(one, one, _NHWC))
+
+
+def _shifted_matmul(x, w, origin, out_hw, strides=(1, 1), dilation=(1, 1), precision=None):
+    """Σ over taps (i, j) of x[:, origin + (i, j)·dilation + (p, q)·strides] @ w[i, j] for output
+    pixels (p, q) < out_hw: the kh·kw strided slices side by side in (kh, kw, cin) order (the
+    kernel's own row-major order), then one matmul."""
+    kh, kw, cin, cout = w.shape
+    (oh, ow), b = out_hw, x.shape[0]
+    cols = [lax.slice(x, (0, origin[0] + i * dilation[0], origin[1] + j * dilation[1], 0),
+                      (b, origin[0] + i * dilation[0] + (oh - 1) * strides[0] + 1,
+                       origin[1] + j * dilation[1] + (ow - 1) * strides[1] + 1, cin), (1, strides[0], strides[1], 1))
+            for i in range(kh) for j in range(kw)]
+    patches = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
+    return jnp.dot(patches, w.reshape(kh * kw * cin, cout), precision=precision)
 
 
 def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, rhs_dilation=None,
@@ -69,7 +82,7 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     if impl() == "xla" or feature_group_count != 1 or kwargs or not _is_nhwc(dimension_numbers, lhs.ndim):
         return lax.conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
                                         dimension_numbers, feature_group_count, precision=precision, **kwargs)
-    kh, kw, cin, cout = rhs.shape
+    kh, kw = rhs.shape[:2]
     ld, rd, s = tuple(lhs_dilation or (1, 1)), tuple(rhs_dilation or (1, 1)), tuple(window_strides)
     if isinstance(padding, str):   # the pads lax derives: from the dilated input and kernel sizes
         in_size = [(n - 1) * d + 1 for n, d in zip(lhs.shape[1:3], ld)]
@@ -83,15 +96,8 @@ def conv_general_dilated(lhs, rhs, window_strides, padding, lhs_dilation=None, r
     (ph0, ph1), (pw0, pw1) = padding
     # Input dilation is interior padding; negative pads crop, as in lax.
     x = lax.pad(lhs, jnp.zeros((), lhs.dtype), [(0, 0, 0), (ph0, ph1, ld[0] - 1), (pw0, pw1, ld[1] - 1), (0, 0, 0)])
-    b, height, width, _ = x.shape
-    oh = (height - (kh - 1) * rd[0] - 1) // s[0] + 1
-    ow = (width - (kw - 1) * rd[1] - 1) // s[1] + 1
-    # Patch features in (kh, kw, cin) order: the kernel's own row-major order.
-    cols = [lax.slice(x, (0, i * rd[0], j * rd[1], 0),
-                      (b, i * rd[0] + (oh - 1) * s[0] + 1, j * rd[1] + (ow - 1) * s[1] + 1, cin), (1, s[0], s[1], 1))
-            for i in range(kh) for j in range(kw)]
-    patches = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
-    return jnp.dot(patches, rhs.reshape(kh * kw * cin, cout), precision=precision)
+    out_hw = [(n - (k - 1) * d - 1) // st + 1 for n, k, d, st in zip(x.shape[1:3], (kh, kw), rd, s)]
+    return _shifted_matmul(x, rhs, (0, 0), out_hw, s, rd, precision)
 
 
 def _phases(k: int, d: int, p0: int) -> list[tuple[int, int]]:
@@ -110,7 +116,7 @@ def _by_output_phase(lhs, rhs, ld, padding, precision):
     convolution per output phase over the undilated input, interleaved: the taps that would meet
     the dilation's zeros are never multiplied (3 of 4 tap-and-phase pairs for 3×3, stride 2).
     None when the output does not split into equal phases (the caller then takes the general path)."""
-    kh, kw, cin, cout = rhs.shape
+    kh, kw, _, cout = rhs.shape
     b, n = lhs.shape[0], lhs.shape[1:3]
     out = [(m - 1) * d + 1 + p0 + p1 - k + 1 for m, d, (p0, p1), k in zip(n, ld, padding, (kh, kw))]
     if any(o <= 0 or o % d for o, d in zip(out, ld)):
@@ -133,10 +139,7 @@ def _by_output_phase(lhs, rhs, ld, padding, precision):
             if w.shape[0] == 0 or w.shape[1] == 0:
                 row.append(jnp.zeros((b, q[0], q[1], cout), lhs.dtype))
                 continue
-            cols = [x[:, lo_h + off_h + i: lo_h + off_h + i + q[0], lo_w + off_w + j: lo_w + off_w + j + q[1], :]
-                    for i in range(w.shape[0]) for j in range(w.shape[1])]
-            patches = jnp.concatenate(cols, axis=-1) if len(cols) > 1 else cols[0]
-            row.append(jnp.dot(patches, w.reshape(-1, cout), precision=precision))
+            row.append(_shifted_matmul(x, w, (lo_h + off_h, lo_w + off_w), q, precision=precision))
         rows.append(jnp.stack(row, axis=3))          # [B, qh, qw, phases_w, C]
     y = jnp.stack(rows, axis=2)                      # [B, qh, phases_h, qw, phases_w, C]
     return y.reshape(b, q[0] * ld[0], q[1] * ld[1], cout)
