@@ -27,6 +27,7 @@ def get_config(arg=None):
     c.model.latent_dim = 50
     c.model.activation = "tanh"
     c.model.likelihood = "bernoulli"
+    c.model.decoder_bias_init = "data_mean"   # the output bias starts at the training mean's logit, as theirs
     c.data.binarization = "dynamic"
     c.optim.name = "adam"
     c.optim.learning_rate = 1e-3

@@ -22,6 +22,7 @@ def get_config(arg=None):
     c.model = config_base.base_config().model   # the recipe only: none of the one-layer model fields
     c.model.kind = "two_layer"
     c.model.likelihood = "bernoulli"
+    c.model.decoder_bias_init = "data_mean"
     c.model.two_layer.latent_dims = (100, 50)
     c.model.two_layer.hidden = (200, 100)
     c.model.two_layer.hidden_layers = 2

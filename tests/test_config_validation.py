@@ -104,6 +104,14 @@ BAD = [
     ("momentum_one", "vae_mnist", {"optim.name": "sgd", "optim.momentum": 1.0}, "optim.momentum", "< 1"),
     ("unknown_offset_init", "vae_mnist", {"model.offset_init": "pca"}, "model.offset_init", "'data_mean'"),
     ("offset_init_on_vae", "vae_mnist", {"model.offset_init": "data_mean"}, "model.offset_init", "'linear_ae_orth'"),
+    ("unknown_decoder_bias_init", "vae_mnist", {"model.decoder_bias_init": "logit"}, "model.decoder_bias_init",
+     "'data_mean'"),
+    ("decoder_bias_init_gaussian", "vae_mnist", {"model.likelihood": "gaussian", "model.decoder_bias_init": "data_mean"},
+     "model.decoder_bias_init", "model.likelihood='bernoulli'"),
+    ("decoder_bias_init_conv", "vae_photos", {"model.decoder_bias_init": "data_mean"}, "model.decoder_bias_init",
+     "model.net='mlp'"),
+    ("decoder_bias_init_hvae", "hvae_photos", {"model.decoder_bias_init": "data_mean"}, "model.decoder_bias_init",
+     "model.kind in"),
 ]
 
 

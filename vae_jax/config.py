@@ -48,6 +48,9 @@ def base_config() -> ml_collections.ConfigDict:
     c.model.min_log_sigma = -4.6   # floor of the learned log σ ('gaussian_learned'); log(0.01)
     c.model.num_mixtures = 10      # components K of 'discretized_mix_logistic' (PixelCNN++: 10)
     c.model.offset_init = "zeros"  # linear_ae_orth: 'zeros' | 'data_mean' (b starts at the training mean)
+    # 'zeros' | 'data_mean': the Bernoulli MLP decoder's output bias starts at the logit of the
+    # training set's mean pixel (Burda et al. 2015's recipe; models.init_decoder_bias)
+    c.model.decoder_bias_init = "zeros"
     c.model.net = "mlp"            # mlp | conv (conv: two stride-2 convs; H and W divisible by 4)
     c.model.conv_channels = (32, 64)  # conv: channels of the encoder convs (decoder mirrors them)
     # Each family's own fields, cfg.model.<kind>.* (defaults beside the family's definition in

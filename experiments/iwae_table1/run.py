@@ -50,6 +50,8 @@ def main():
     p.add_argument("--budget_epochs", type=int, default=0,
                    help="with --table: E epochs per cell at lr 1e-3 (0: the config's full schedule)")
     p.add_argument("--parallel", type=int, default=1, help="with --table: cells trained at once")
+    p.add_argument("--tag", default="", help="with --table: the suffix of the cells' labels and the README block "
+                   "(default: the budget, e.g. 3ep; another tag keeps an earlier table beside the new one)")
     args = _shared.parse(p, overrides=True, default_workdir=lambda a: os.path.join(  # one per variant
         _shared.REPO, "runs", "experiments", "iwae_table1",
         "table" if a.table else a.config.partition(":")[2].replace(",", "_") or "full"))
@@ -76,6 +78,7 @@ def main():
     row = {"config": args.config, "overrides": args.overrides, "objective": config.objective.name,
            "trained_epochs": run.epoch, "epochs": config.train.epochs,
            "iwae_k_train": config.objective.iwae_k if config.objective.name == "iwae" else 1,
+           "decoder_bias_init": config.model.get("decoder_bias_init", "zeros"),
            "test_neg_elbo": final.get("neg_elbo"), "test_nll_iwae": nll["nll_iwae"],
            "nll_k": args.nll_k, "nll_test_images": len(test), "nll_seconds": nll["iwae_seconds"],
            "active_units": final.get("active_units"),
@@ -112,7 +115,7 @@ CELLS = sorted(PAPER)
 
 
 def budget_tag(args):
-    return f"{args.budget_epochs}ep" if args.budget_epochs else "full"
+    return args.tag or (f"{args.budget_epochs}ep" if args.budget_epochs else "full")
 
 
 def cell_label(cell, args):
@@ -208,8 +211,12 @@ def table_markdown(args, rows):
     first = next((r for r in rows.values() if r.get("nll_test_images")), {})
     budget = (f"{args.budget_epochs} epochs per cell at lr 1e-3, batch 20" if args.budget_epochs
               else "the paper's 3,280-epoch schedule")
-    head = [f"Budget: {budget}; NLL by k = {first.get('nll_k', args.nll_k)} importance samples on "
-            f"{first.get('nll_test_images', '?')} test images; device: {first.get('device', '?')}.", ""]
+    mine = [r for r in get.values() if r]
+    first = mine[0] if mine else first
+    bias = sorted({r.get("decoder_bias_init", "zeros") for r in mine}) or ["?"]
+    head = [f"Budget: {budget}; decoder output bias at init: {' / '.join(bias)}; NLL by k = "
+            f"{first.get('nll_k', args.nll_k)} importance samples on {first.get('nll_test_images', '?')} test "
+            f"images; device: {first.get('device', '?')}.", ""]
     return "\n".join(head + lines + [""] + checks)
 
 

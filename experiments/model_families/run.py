@@ -5,7 +5,11 @@ NLL (``experiments/iwae_table1/run.py`` does the training through the CLI and th
 call per family). Writes results.json, results.md and the README's results block.
 
     python experiments/model_families/run.py --data_dir ../shared/data/mnist [--epochs 2]
-        [--nll_subset 1000] [--nll_k 5000] [--families vae,iaf] [--workdir W] [--out O]
+        [--nll_subset 1000] [--nll_k 5000] [--families vae,iaf] [--decoder_bias_init zeros] [--workdir W] [--out O]
+
+``--decoder_bias_init`` is applied to every family alike (``model.decoder_bias_init``; default
+``data_mean``: the Bernoulli decoder's output bias starts at the logit of the training mean pixel, as
+in Burda et al.'s code), so that no family starts with an advantage the others lack.
 """
 from __future__ import annotations
 
@@ -39,6 +43,8 @@ def main():
     p.add_argument("--nll_k", type=int, default=5000)
     p.add_argument("--nll_subset", type=int, default=1000, help="first N test images for the NLL (0: all 10k)")
     p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of " + ",".join(FAMILIES))
+    p.add_argument("--decoder_bias_init", default="data_mean", choices=("data_mean", "zeros"),
+                   help="model.decoder_bias_init of every family")
     args = _shared.parse(p)
     names = [n for n in args.families.split(",") if n]
     unknown = sorted(set(names) - set(FAMILIES))
@@ -49,9 +55,9 @@ def main():
         config, objective, _, _ = FAMILIES[name]
         e = args.epochs
         cmd = [sys.executable, TABLE1, "--data_dir", args.data_dir, "--config", config + (":tiny" if args.tiny else ""),
-               "--workdir", os.path.join(args.workdir, name), "--out", args.out, "--label", name,
+               "--workdir", os.path.join(args.workdir, f"{name}_{args.decoder_bias_init}"), "--out", args.out, "--label", name,
                "--nll_k", str(10 if args.tiny else args.nll_k), "--nll_subset", str(20 if args.tiny else args.nll_subset),
-               *objective, f"--config.train.epochs={e}", f"--config.train.eval_every={e}",
+               *objective, f"--config.model.decoder_bias_init={args.decoder_bias_init}", f"--config.train.epochs={e}", f"--config.train.eval_every={e}",
                f"--config.train.checkpoint_every={e}", "--config.train.progress=False"]
         if args.tiny:
             cmd = [c for c in cmd if not c.startswith("--config.train.")] + ["--config.train.epochs=1"]
@@ -73,7 +79,8 @@ def main():
         ("neg_elbo", "test −ELBO", ".2f"), ("active", "active units", ""), ("epoch_s", "s/epoch", ".1f"),
         ("paper", "published", ".2f"), ("pythae", "pythae", ".2f"), ("source", "published number from", "")])
     first = rows[names[0]]
-    head = (f"{args.epochs} epochs per family; NLL on the first {first['nll_test_images']} test images; "
+    head = (f"{args.epochs} epochs per family; decoder output bias at init: {args.decoder_bias_init}; NLL on the "
+            f"first {first['nll_test_images']} test images; "
             f"device: {first['device']}.\n\n")
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(head + table + "\n")

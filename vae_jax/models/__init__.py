@@ -10,7 +10,8 @@ from vae_jax import checks
 from vae_jax.errors import ConfigError
 import vae_jax.models.distributions as D
 import vae_jax.models.nets as nets
-from vae_jax.models.autoencoders import AE, VAE, OrthLinearAE, init_params, orthonormal_factor  # noqa: F401
+from vae_jax.models.autoencoders import (AE, VAE, OrthLinearAE, init_decoder_bias, init_params,  # noqa: F401
+                                         orthonormal_factor)
 # The family modules register themselves on import; a new family adds its module here.
 from vae_jax.models.families import FAMILIES, build_model, get_family, hvae, iaf, ladder, two_layer, vamp  # noqa: F401
 from vae_jax.models.protocol import likelihood_of, reconstruct, sample  # noqa: F401
@@ -25,6 +26,8 @@ _CONDITIONS = {
     "sigma": (lambda m: m.likelihood == "gaussian", "model.likelihood='gaussian'"),
     "min_log_sigma": (lambda m: m.likelihood == "gaussian_learned", "model.likelihood='gaussian_learned'"),
     "num_mixtures": (lambda m: m.likelihood == "discretized_mix_logistic", "model.likelihood='discretized_mix_logistic'"),
+    "decoder_bias_init": (lambda m: m.likelihood == "bernoulli" and m.get("net", "mlp") == "mlp",
+                          "model.likelihood='bernoulli' and an MLP decoder (model.net='mlp')"),
 }
 _ALWAYS_READ = ("kind", "likelihood")
 
@@ -71,6 +74,7 @@ def validate(cfg, defaults) -> None:
     checks.choice(cfg, "model.net", nets.NETS)
     checks.int_tuple(cfg, "model.conv_channels")
     checks.choice(cfg, "model.offset_init", ("zeros", "data_mean"))
+    checks.choice(cfg, "model.decoder_bias_init", ("zeros", "data_mean"))
     checks.number(cfg, "model.sigma", low=0, low_inclusive=False)
     checks.number(cfg, "model.min_log_sigma")
     checks.positive_int(cfg, "model.num_mixtures")

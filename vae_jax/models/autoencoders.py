@@ -16,6 +16,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 import vae_jax.models.distributions as D
 from vae_jax.errors import ConfigError
@@ -205,13 +206,46 @@ def init_params(model, key, image_shape):
     return model.init({"params": key}, x, key)["params"]
 
 
+# Where every family with an MLP ``DecoderWithScale`` named ``decoder`` keeps its output bias.
+DECODER_OUTPUT_BIAS = ("decoder", "net", "mlp", "out", "bias")
+
+
+def init_decoder_bias(params, mean_image, kind: str = "?"):
+    """``model.decoder_bias_init='data_mean'``: the Bernoulli decoder's output bias starts at the
+    logit of the training set's mean pixel, clipped to [0.001, 0.999] (Burda et al. 2015, as their
+    code does). At step 0 the decoder then already predicts the average image, and the code only has
+    to explain the deviations from it. It matters most for the two-stochastic-layer model, which
+    from a zero bias settles for a long time on a code that uses its latents weakly
+    (experiments/iwae_table1/README.md)."""
+    node = params
+    for name in DECODER_OUTPUT_BIAS[:-1]:
+        if not isinstance(node, dict) or name not in node:
+            raise ConfigError(f"model.decoder_bias_init: 'data_mean' needs an MLP decoder's output bias at "
+                              f"params/{'/'.join(DECODER_OUTPUT_BIAS)}, which model.kind={kind!r} does not have; "
+                              "use 'zeros'")
+        node = node[name]
+    bias = node["bias"]
+    p = np.clip(np.asarray(mean_image, np.float64).reshape(-1), 0.001, 0.999)
+    if bias.shape != p.shape:
+        raise ConfigError(f"model.decoder_bias_init: the decoder's output bias has shape {bias.shape}, the "
+                          f"training mean image {p.shape}; 'data_mean' needs one output per pixel")
+    logit = jnp.asarray(np.log(p) - np.log1p(-p), bias.dtype)
+
+    def put(tree, path):
+        if not path:
+            return logit
+        return {**tree, path[0]: put(tree[path[0]], path[1:])}
+    return put(params, DECODER_OUTPUT_BIAS)
+
+
 # The old private name, still used by vae_jax/models/cvae.py.
 _DecoderWithScale = DecoderWithScale
 
 
 # ---------------------------------------------------------------------------- families
 _LIKELIHOOD_FIELDS = ("likelihood", "sigma", "min_log_sigma", "num_mixtures")
-_NET_FIELDS = ("latent_dim", "encoder_hidden", "decoder_hidden", "activation", "net", "conv_channels")
+_NET_FIELDS = ("latent_dim", "encoder_hidden", "decoder_hidden", "activation", "net", "conv_channels",
+               "decoder_bias_init")
 
 
 def _common(cfg, image_shape):

@@ -133,9 +133,12 @@ def create_state(params, apply_fn, tx) -> TrainState:
 def init_model_state(config, model, key, image_shape, train_images_u8=None, steps_per_epoch=None):
     """The initial state of a run of ``config`` (data-dependent init where the model asks for it)."""
     params = models.init_params(model, key, image_shape)
-    if train_images_u8 is not None and config.model.get("offset_init", "zeros") == "data_mean":
+    if train_images_u8 is not None:
         mean = np.mean(train_images_u8, axis=0, dtype=np.float64) / 255.0
-        params = model.init_offset(params, mean)
+        if config.model.get("offset_init", "zeros") == "data_mean":
+            params = model.init_offset(params, mean)
+        if config.model.get("decoder_bias_init", "zeros") == "data_mean":
+            params = models.init_decoder_bias(params, mean, config.model.kind)
     return create_state(params, model.apply, make_optimizer(config.optim, steps_per_epoch))
 
 

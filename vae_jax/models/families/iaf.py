@@ -166,7 +166,7 @@ class IAFVAE(nn.Module):
 # ---------------------------------------------------------------------------- registration
 DEFAULTS = {"steps": 2, "hidden": (256, 256)}
 SHARED_FIELDS = ("latent_dim", "encoder_hidden", "decoder_hidden", "activation", "net", "conv_channels",
-                 "likelihood", "sigma", "min_log_sigma", "num_mixtures")
+                 "likelihood", "sigma", "min_log_sigma", "num_mixtures", "decoder_bias_init")
 
 
 def build(cfg, image_shape):

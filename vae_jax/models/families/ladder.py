@@ -169,7 +169,7 @@ class Ladder(nn.Module):
 
 # ---------------------------------------------------------------------------- registration
 DEFAULTS = {"latent_dims": (64, 32), "hidden": (512, 256)}
-SHARED_FIELDS = ("likelihood", "activation", "sigma", "min_log_sigma")
+SHARED_FIELDS = ("likelihood", "activation", "sigma", "min_log_sigma", "decoder_bias_init")
 
 
 def build(cfg, image_shape):

@@ -138,7 +138,7 @@ class StackedVAE(nn.Module):
 
 # ---------------------------------------------------------------------------- registration
 DEFAULTS = {"latent_dims": (100, 50), "hidden": (200, 100), "hidden_layers": 2, "activation": "tanh"}
-SHARED_FIELDS = ("likelihood", "sigma", "min_log_sigma", "num_mixtures")
+SHARED_FIELDS = ("likelihood", "sigma", "min_log_sigma", "num_mixtures", "decoder_bias_init")
 
 
 def build(cfg, image_shape):

@@ -135,7 +135,7 @@ class VampVAE(nn.Module):
 # ---------------------------------------------------------------------------- registration
 DEFAULTS = {"num_pseudo_inputs": 500}
 SHARED_FIELDS = ("encoder_hidden", "decoder_hidden", "latent_dim", "activation", "net", "conv_channels",
-                 "likelihood", "sigma", "min_log_sigma")
+                 "likelihood", "sigma", "min_log_sigma", "decoder_bias_init")
 
 
 def build(cfg, image_shape):
