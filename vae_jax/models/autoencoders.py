@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from flax import traverse_util
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -217,25 +218,18 @@ def init_decoder_bias(params, mean_image, kind: str = "?"):
     to explain the deviations from it. It matters most for the two-stochastic-layer model, which
     from a zero bias settles for a long time on a code that uses its latents weakly
     (experiments/iwae_table1/README.md)."""
-    node = params
-    for name in DECODER_OUTPUT_BIAS[:-1]:
-        if not isinstance(node, dict) or name not in node:
-            raise ConfigError(f"model.decoder_bias_init: 'data_mean' needs an MLP decoder's output bias at "
-                              f"params/{'/'.join(DECODER_OUTPUT_BIAS)}, which model.kind={kind!r} does not have; "
-                              "use 'zeros'")
-        node = node[name]
-    bias = node["bias"]
+    flat = traverse_util.flatten_dict(params)
+    if DECODER_OUTPUT_BIAS not in flat:
+        raise ConfigError(f"model.decoder_bias_init: 'data_mean' needs an MLP decoder's output bias at "
+                          f"params/{'/'.join(DECODER_OUTPUT_BIAS)}, which model.kind={kind!r} does not have; "
+                          "use 'zeros'")
+    bias = flat[DECODER_OUTPUT_BIAS]
     p = np.clip(np.asarray(mean_image, np.float64).reshape(-1), 0.001, 0.999)
     if bias.shape != p.shape:
         raise ConfigError(f"model.decoder_bias_init: the decoder's output bias has shape {bias.shape}, the "
                           f"training mean image {p.shape}; 'data_mean' needs one output per pixel")
-    logit = jnp.asarray(np.log(p) - np.log1p(-p), bias.dtype)
-
-    def put(tree, path):
-        if not path:
-            return logit
-        return {**tree, path[0]: put(tree[path[0]], path[1:])}
-    return put(params, DECODER_OUTPUT_BIAS)
+    flat[DECODER_OUTPUT_BIAS] = jnp.asarray(np.log(p) - np.log1p(-p), bias.dtype)
+    return traverse_util.unflatten_dict(flat)
 
 
 # The old private name, still used by vae_jax/models/cvae.py.

@@ -133,11 +133,12 @@ def create_state(params, apply_fn, tx) -> TrainState:
 def init_model_state(config, model, key, image_shape, train_images_u8=None, steps_per_epoch=None):
     """The initial state of a run of ``config`` (data-dependent init where the model asks for it)."""
     params = models.init_params(model, key, image_shape)
-    if train_images_u8 is not None:
+    offset, bias = (config.model.get(f, "zeros") == "data_mean" for f in ("offset_init", "decoder_bias_init"))
+    if train_images_u8 is not None and (offset or bias):   # the mean only where an init reads it
         mean = np.mean(train_images_u8, axis=0, dtype=np.float64) / 255.0
-        if config.model.get("offset_init", "zeros") == "data_mean":
+        if offset:
             params = model.init_offset(params, mean)
-        if config.model.get("decoder_bias_init", "zeros") == "data_mean":
+        if bias:
             params = models.init_decoder_bias(params, mean, config.model.kind)
     return create_state(params, model.apply, make_optimizer(config.optim, steps_per_epoch))
 
