@@ -194,6 +194,46 @@ def train_flops_per_example(params) -> int:
     return 3 * forward_matmul_flops(params)
 
 
+def jaxpr_matmul_flops(fn, *args) -> int:
+    """2·M·N·K summed over the ``dot_general`` equations of ``fn``'s jaxpr (sub-jaxprs included,
+    a scan's body times its length): the matmul work a step asks for, whatever XLA makes of it."""
+    import jax
+    import jax.extend.core as jax_core
+    import numpy as np
+
+    def walk(jaxpr) -> int:
+        total = 0
+        for eqn in jaxpr.eqns:
+            if eqn.primitive.name == "dot_general":
+                (lhs_contract, _), _ = eqn.params["dimension_numbers"]
+                k = int(np.prod([eqn.invars[0].aval.shape[d] for d in lhs_contract]))
+                total += 2 * k * int(np.prod(eqn.outvars[0].aval.shape))
+            times = eqn.params.get("length", 1) if eqn.primitive.name == "scan" else 1
+            for sub in jax_core.jaxprs_in_params(eqn.params):
+                total += times * walk(sub)
+        return total
+
+    return walk(jax.make_jaxpr(fn)(*args).jaxpr)
+
+
+def xla_step_flops(step, *args) -> float:
+    """XLA's cost analysis ("flops": every op) of the compiled ``step``, lowered with JAX's default
+    (rolled) threefry: XLA counts the loop body of the rolled hash once and every round of the
+    unrolled one, so the count would otherwise move by ≈ 10 % with a lowering choice that changes
+    no arithmetic of the model (vae_jax/prng.py)."""
+    import jax
+    import vae_jax.prng as prng
+
+    before = prng.active()
+    prng.use("rolled")
+    try:
+        cost = jax.jit(step).lower(*args).compile().cost_analysis()
+    finally:
+        prng.use(before)
+    cost = cost[0] if isinstance(cost, (list, tuple)) else cost
+    return float(cost["flops"])
+
+
 def matmul_peak(n: int = 4096, repeats: int = 5) -> dict:
     """FLOP/s of a jitted n x n float32 matmul: median and best of ``repeats`` timed calls."""
     import jax

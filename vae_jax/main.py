@@ -110,9 +110,10 @@ def main(argv):
               file=sys.stderr)
         sys.exit(2)
     import vae_jax.models.conv as conv
-    bad_conv_env = conv.check_env()
-    if bad_conv_env:
-        print(f"error: {bad_conv_env}", file=sys.stderr)
+    import vae_jax.prng as prng
+    bad_env = conv.check_env() or prng.check_env()
+    if bad_env:
+        print(f"error: {bad_env}", file=sys.stderr)
         sys.exit(EXIT_BAD_INPUT)
     import vae_jax.training.workdir as workdir_lib
     workdir_lib.set_mismatch_policy(FLAGS.on_config_mismatch)

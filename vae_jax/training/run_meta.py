@@ -56,17 +56,18 @@ def open_workdirs(workdirs, configs, data_meta: dict):
 def _record(workdir: str, config, data_meta: dict) -> None:
     import jax
     import vae_jax.models.conv as conv
+    import vae_jax.prng as prng
 
     _write_json_atomic(os.path.join(workdir, "config.json"), config_to_dict(config))
     meta = {"data": data_meta, "seed": config.seed, "versions": versions(),
             "backend": jax.default_backend(), "devices": [str(d) for d in jax.devices()],
-            "conv_impl": conv.impl(),
+            "conv_impl": conv.impl(), "threefry_lowering": prng.active() if jax.default_backend() == "cpu" else "jax",
             "command": sys.argv, "started": datetime.datetime.now().isoformat(timespec="seconds")}
     _write_json_atomic(os.path.join(workdir, "run_meta.json"), meta)
 
 
 def update_run_meta(workdir: str, fields: dict) -> None:
-    """Adds what the trainer decides after the workdir is claimed (e.g. the fused-Adam choice)."""
+    """Adds what is known only after the workdir is claimed (e.g. the number of processes)."""
     path = os.path.join(workdir, "run_meta.json")
     current = json.load(open(path)) if os.path.exists(path) else {}
     current.update(fields)
