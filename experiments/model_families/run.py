@@ -5,11 +5,18 @@ NLL (``experiments/iwae_table1/run.py`` does the training through the CLI and th
 call per family). Writes results.json, results.md and the README's results block.
 
     python experiments/model_families/run.py --data_dir ../shared/data/mnist [--epochs 2]
-        [--nll_subset 1000] [--nll_k 5000] [--families vae,iaf] [--decoder_bias_init zeros] [--workdir W] [--out O]
+        [--nll_subset 1000] [--nll_k 5000] [--families vae,iaf] [--decoder_bias_init zeros]
+        [--warmup_fraction 0.1] [--workdir W] [--out O]
 
 ``--decoder_bias_init`` is applied to every family alike (``model.decoder_bias_init``; default
 ``data_mean``: the Bernoulli decoder's output bias starts at the logit of the training mean pixel, as
 in Burda et al.'s code), so that no family starts with an advantage the others lack.
+
+``--warmup_fraction F`` (default 0.1): a family whose config trains with a KL warm-up
+(``objective.name=elbo_warmup``: VampPrior, the ladder) warms up over the first F of *this* budget's
+steps instead of its config's 10 epochs, which at a budget of a few epochs would leave the whole
+run at β < 1, training another objective than the ELBO the others train. 0.1 is the published
+runs' proportion (Sønderby et al.: 200 of 2,000 epochs). ``config`` keeps each config's own.
 """
 from __future__ import annotations
 
@@ -45,7 +52,16 @@ def main():
     p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of " + ",".join(FAMILIES))
     p.add_argument("--decoder_bias_init", default="data_mean", choices=("data_mean", "zeros"),
                    help="model.decoder_bias_init of every family")
+    p.add_argument("--warmup_fraction", default="0.1",
+                   help="KL warm-up over this fraction of the budget for configs with one ('config': their own)")
     args = _shared.parse(p)
+    if args.warmup_fraction != "config":
+        try:
+            fraction = float(args.warmup_fraction)
+        except ValueError:
+            fraction = -1.0
+        if not 0.0 < fraction <= 1.0:
+            p.error(f"--warmup_fraction: {args.warmup_fraction!r} is not a number in (0, 1] or 'config'")
     names = [n for n in args.families.split(",") if n]
     unknown = sorted(set(names) - set(FAMILIES))
     if unknown:
@@ -54,13 +70,17 @@ def main():
     for name in names:
         config, objective, _, _ = FAMILIES[name]
         e = args.epochs
+        warmup = warmup_overrides(config, e, args.warmup_fraction)
+        run_name = f"{name}_{args.decoder_bias_init}" + (f"_warmup{args.warmup_fraction}" if warmup else "")
         cmd = [sys.executable, TABLE1, "--data_dir", args.data_dir, "--config", config + (":tiny" if args.tiny else ""),
-               "--workdir", os.path.join(args.workdir, f"{name}_{args.decoder_bias_init}"), "--out", args.out, "--label", name,
+               "--workdir", os.path.join(args.workdir, run_name), "--out", args.out, "--label", name,
                "--nll_k", str(10 if args.tiny else args.nll_k), "--nll_subset", str(20 if args.tiny else args.nll_subset),
                *objective, f"--config.model.decoder_bias_init={args.decoder_bias_init}", f"--config.train.epochs={e}", f"--config.train.eval_every={e}",
                f"--config.train.checkpoint_every={e}", "--config.train.progress=False"]
+        cmd += warmup
         if args.tiny:
-            cmd = [c for c in cmd if not c.startswith("--config.train.")] + ["--config.train.epochs=1"]
+            cmd = [c for c in cmd if not c.startswith(("--config.train.", "--config.objective.warmup"))] + [
+                "--config.train.epochs=1"]
         print(" ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, check=True, cwd=_shared.REPO)
     rows = json.load(open(results_path))
@@ -69,17 +89,23 @@ def main():
         r = rows[name]
         paper, pythae = FAMILIES[name][2]
         units = r.get("active_units_per_layer") or {"z": r.get("active_units")}
+        warmup = next((o.split("=", 1)[1] for o in r["overrides"] if o.startswith("--config.objective.warmup_steps=")),
+                      None)
         out_rows.append({"family": name, "config": r["config"], "epochs": r["trained_epochs"],
+                         "warmup": f"{warmup} steps" if warmup else "–",
                          "nll": r["test_nll_iwae"], "neg_elbo": r["test_neg_elbo"],
                          "active": " + ".join(str(v) for v in units.values()),
                          "epoch_s": r.get("epoch_seconds_median"), "paper": paper, "pythae": pythae,
                          "source": FAMILIES[name][3]})
     table = _shared.markdown_table(out_rows, [
-        ("family", "family", ""), ("epochs", "epochs", "d"), ("nll", f"test NLL (k={args.nll_k})", ".2f"),
+        ("family", "family", ""), ("epochs", "epochs", "d"), ("warmup", "KL warm-up", ""), ("nll", f"test NLL (k={args.nll_k})", ".2f"),
         ("neg_elbo", "test −ELBO", ".2f"), ("active", "active units", ""), ("epoch_s", "s/epoch", ".1f"),
         ("paper", "published", ".2f"), ("pythae", "pythae", ".2f"), ("source", "published number from", "")])
     first = rows[names[0]]
-    head = (f"{args.epochs} epochs per family; decoder output bias at init: {args.decoder_bias_init}; NLL on the "
+    warmup = ("each config's own" if args.warmup_fraction == "config"
+              else f"over the first {args.warmup_fraction} of the budget where a config has one")
+    head = (f"{args.epochs} epochs per family; decoder output bias at init: {args.decoder_bias_init}; KL warm-up "
+            f"{warmup}; NLL on the "
             f"first {first['nll_test_images']} test images; "
             f"device: {first['device']}.\n\n")
     with open(os.path.join(args.out, "results.md"), "w") as f:
@@ -87,6 +113,17 @@ def main():
     if not args.tiny and os.path.realpath(args.out) == os.path.realpath(HERE):
         _shared.update_readme(os.path.join(HERE, "README.md"), head + table)
     print(head + table)
+
+
+def warmup_overrides(config_file: str, epochs: int, fraction: str) -> list[str]:
+    """``--config.objective.warmup_steps=N`` for a config that warms its KL up: N = the fraction of
+    this budget's steps (60,000 training images, the config's batch size)."""
+    from vae_jax import config as config_lib
+    config = config_lib.load_config_file(os.path.join(_shared.REPO, config_file))
+    if fraction == "config" or config.objective.name != "elbo_warmup":
+        return []
+    steps = epochs * (60000 // config.train.batch_size)
+    return [f"--config.objective.warmup_steps={max(1, round(float(fraction) * steps))}"]
 
 
 if __name__ == "__main__":
