@@ -23,3 +23,10 @@ def test_time_to_nats_parses_the_lines_the_cli_prints(tiny_vae_run):
 
 def test_time_to_nats_ignores_lines_without_a_test_value():
     assert time_to_nats._TEST.search("epoch 3/26: train neg_elbo 104.0000 (25000 ex/s)") is None
+
+
+def test_threefry_lowering_bench_runs_and_checks_equal_numbers(capsys):
+    import threefry_lowering
+    threefry_lowering.main(["--batch_size", "4", "--noise", "3", "--steps", "2", "--rounds", "1"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["same_numbers"] and set(out["ms_per_step"]) == {"rolled", "unrolled"}
