@@ -4,11 +4,12 @@ JAX lowers ``threefry2x32`` (the hash under every ``jax.random`` draw: shuffling
 binarization, the reparameterization noise, the IWAE evaluator's samples) with its 20 rounds
 unrolled on every platform but the CPU, where it emits a 5-iteration loop to keep compile times
 short. Inside a training step that loop keeps XLA:CPU from fusing the rounds: each iteration
-writes the whole state to memory and reads it back, and the draws run ≈ 2.9x slower than the
-unrolled form (512×784 Bernoulli + 512×150 normals: 4.7 → 1.7 ms; the unrolled form also compiles
-faster here). ``install()`` registers JAX's own unrolled lowering (``jax._src.random.threefry2x32``)
-for the CPU too. No random number changes (tests/test_prng.py); measured end to end in
-BENCHMARKS.md ("Threefry on the CPU").
+writes the whole state to memory and reads it back, and the draws run ≈ 2.2x slower than the
+unrolled form (a 512×784 binarization + 512×150 normals: 1.29 → 0.58 ms, and the unrolled form
+compiles faster; ``python bench/threefry_lowering.py``). ``install()`` registers JAX's own unrolled
+lowering (``jax._src.random.threefry2x32``) for the CPU too. No random number changes
+(tests/test_prng.py); through the CLI the default VAE's epoch is 3–16 % shorter (BENCHMARKS.md,
+"Threefry on the CPU").
 
 ``VAE_JAX_THREEFRY`` chooses: ``auto`` (default: unrolled where this JAX has the rule, else JAX's
 default with a warning), ``unrolled``, or ``rolled`` (JAX's CPU default). A run records the choice
