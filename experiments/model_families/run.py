@@ -6,7 +6,7 @@ call per family). Writes results.json, results.md and the README's results block
 
     python experiments/model_families/run.py --data_dir ../shared/data/mnist [--epochs 2]
         [--nll_subset 1000] [--nll_k 5000] [--families vae,iaf] [--decoder_bias_init zeros]
-        [--warmup_fraction 0.1] [--workdir W] [--out O]
+        [--warmup_fraction 0.1] [--workdir W] [--out O] [--report_only]
 
 ``--decoder_bias_init`` is applied to every family alike (``model.decoder_bias_init``; default
 ``data_mean``: the Bernoulli decoder's output bias starts at the logit of the training mean pixel, as
@@ -54,6 +54,8 @@ def main():
                    help="model.decoder_bias_init of every family")
     p.add_argument("--warmup_fraction", default="0.1",
                    help="KL warm-up over this fraction of the budget for configs with one ('config': their own)")
+    p.add_argument("--report_only", action="store_true",
+                   help="no training: rewrite the table of --families from the rows already in results.json")
     args = _shared.parse(p)
     if args.warmup_fraction != "config":
         try:
@@ -67,7 +69,7 @@ def main():
     if unknown:
         p.error(f"--families: unknown {unknown}; choose from {list(FAMILIES)}")
     results_path = os.path.join(args.out, "results.json")
-    for name in names:
+    for name in [] if args.report_only else names:
         config, objective, _, _ = FAMILIES[name]
         e = args.epochs
         warmup = warmup_overrides(config, e, args.warmup_fraction)
@@ -84,6 +86,9 @@ def main():
         print(" ".join(cmd[1:]), flush=True)
         subprocess.run(cmd, check=True, cwd=_shared.REPO)
     rows = json.load(open(results_path))
+    missing = [n for n in names if n not in rows]
+    if missing:
+        p.error(f"--report_only: {results_path} has no row for {missing}; run them first")
     out_rows = []
     for name in names:
         r = rows[name]
