@@ -21,11 +21,11 @@ def _runner():
 def test_kl_warmup_is_scaled_to_the_budget():
     run = _runner()
     # ladder_mnist: batch 256 -> 234 steps per epoch; 3 epochs, 10 %: 70 of 702 steps.
-    assert run.warmup_overrides("configs/ladder_mnist.py", 3, "0.1") == ["--config.objective.warmup_steps=70"]
-    assert run.warmup_overrides("configs/ladder_mnist.py", 50, "0.5") == [
+    assert run.warmup_overrides("configs/ladder_mnist.py", 3, 0.1) == ["--config.objective.warmup_steps=70"]
+    assert run.warmup_overrides("configs/ladder_mnist.py", 50, 0.5) == [
         f"--config.objective.warmup_steps={round(0.5 * 50 * (60000 // 256))}"]
     # A config without a warm-up gets none, and 'config' keeps each config's own.
-    assert run.warmup_overrides("configs/iaf_mnist.py", 3, "0.1") == []
+    assert run.warmup_overrides("configs/iaf_mnist.py", 3, 0.1) == []
     assert run.warmup_overrides("configs/ladder_mnist.py", 3, "config") == []
 
 

@@ -20,6 +20,7 @@ runs' proportion (Sønderby et al.: 200 of 2,000 epochs). ``config`` keeps each 
 """
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -52,18 +53,11 @@ def main():
     p.add_argument("--families", default=",".join(FAMILIES), help="comma-separated subset of " + ",".join(FAMILIES))
     p.add_argument("--decoder_bias_init", default="data_mean", choices=("data_mean", "zeros"),
                    help="model.decoder_bias_init of every family")
-    p.add_argument("--warmup_fraction", default="0.1",
+    p.add_argument("--warmup_fraction", default=0.1, type=_warmup_fraction,
                    help="KL warm-up over this fraction of the budget for configs with one ('config': their own)")
     p.add_argument("--report_only", action="store_true",
                    help="no training: rewrite the table of --families from the rows already in results.json")
     args = _shared.parse(p)
-    if args.warmup_fraction != "config":
-        try:
-            fraction = float(args.warmup_fraction)
-        except ValueError:
-            fraction = -1.0
-        if not 0.0 < fraction <= 1.0:
-            p.error(f"--warmup_fraction: {args.warmup_fraction!r} is not a number in (0, 1] or 'config'")
     names = [n for n in args.families.split(",") if n]
     unknown = sorted(set(names) - set(FAMILIES))
     if unknown:
@@ -107,10 +101,10 @@ def main():
         ("neg_elbo", "test −ELBO", ".2f"), ("active", "active units", ""), ("epoch_s", "s/epoch", ".1f"),
         ("paper", "published", ".2f"), ("pythae", "pythae", ".2f"), ("source", "published number from", "")])
     first = rows[names[0]]
-    warmup = ("each config's own" if args.warmup_fraction == "config"
-              else f"over the first {args.warmup_fraction} of the budget where a config has one")
+    warmup_text = ("each config's own" if args.warmup_fraction == "config"
+                   else f"over the first {args.warmup_fraction} of the budget where a config has one")
     head = (f"{args.epochs} epochs per family; decoder output bias at init: {args.decoder_bias_init}; KL warm-up "
-            f"{warmup}; NLL on the "
+            f"{warmup_text}; NLL on the "
             f"first {first['nll_test_images']} test images; "
             f"device: {first['device']}.\n\n")
     with open(os.path.join(args.out, "results.md"), "w") as f:
@@ -120,7 +114,20 @@ def main():
     print(head + table)
 
 
-def warmup_overrides(config_file: str, epochs: int, fraction: str) -> list[str]:
+def _warmup_fraction(text: str):
+    """``--warmup_fraction``: a number in (0, 1], or 'config'."""
+    if text == "config":
+        return text
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number in (0, 1] or 'config'")
+    return value
+
+
+def warmup_overrides(config_file: str, epochs: int, fraction) -> list[str]:
     """``--config.objective.warmup_steps=N`` for a config that warms its KL up: N = the fraction of
     this budget's steps (60,000 training images, the config's batch size)."""
     from vae_jax import config as config_lib
@@ -128,7 +135,7 @@ def warmup_overrides(config_file: str, epochs: int, fraction: str) -> list[str]:
     if fraction == "config" or config.objective.name != "elbo_warmup":
         return []
     steps = epochs * (60000 // config.train.batch_size)
-    return [f"--config.objective.warmup_steps={max(1, round(float(fraction) * steps))}"]
+    return [f"--config.objective.warmup_steps={max(1, round(fraction * steps))}"]
 
 
 if __name__ == "__main__":
